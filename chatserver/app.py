@@ -1,0 +1,315 @@
+"""Starlette application: routes, WebSocket endpoints and lifespan wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from . import auth
+from .config import Settings
+from .connection import Connection
+from .errors import CLOSE_RATE_LIMITED, BadFrame, ChatError, HelloRequired, RateLimited
+from .hub import Hub
+from .presence.memory import MemoryPresence
+from .protocol import MSGPACK_SUBPROTOCOL, OPERATOR_FRAMES, VISITOR_FRAMES, decode, validate
+from .store.base import OperatorRecord
+from .store.sqlite import SqliteStore
+from .types import OperatorId, Role
+
+log = logging.getLogger("chatserver.app")
+
+ROOT = Path(__file__).resolve().parent.parent
+WIDGET_DIR = ROOT / "widget"
+CONSOLE_DIR = ROOT / "operator_console"
+HELLO_TIMEOUT = 15.0
+
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+
+
+# ----------------------------------------------------------------- helpers
+def _origin_of(ws: WebSocket) -> str | None:
+    return ws.headers.get("origin")
+
+
+def visitor_origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """Browsers always send Origin; programmatic clients may omit it."""
+    if origin is None or "*" in allowed:
+        return True
+    return origin.rstrip("/").lower() in {a.rstrip("/").lower() for a in allowed}
+
+
+def operator_origin_allowed(origin: str | None, host: str | None) -> bool:
+    """Same origin only: the Origin's host:port must be the Host header."""
+    if origin is None:
+        return True
+    if host is None:
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    default = "443" if parts.scheme == "https" else "80"
+    def norm(netloc: str) -> str:
+        netloc = netloc.lower()
+        return netloc if ":" in netloc.rsplit("]", 1)[-1] else f"{netloc}:{default}"
+    return norm(parts.netloc) == norm(host)
+
+
+async def _receive(ws: WebSocket, timeout: float | None = None) -> str | bytes | None:
+    """Next data frame, or ``None`` when the client is gone."""
+    if timeout is None:
+        message = await ws.receive()
+    else:
+        message = await asyncio.wait_for(ws.receive(), timeout)
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    return text if text is not None else message.get("bytes") or b""
+
+
+def _fail(conn: Connection, exc: ChatError, fallback_close: int | None = None) -> bool:
+    """Report ``exc`` to the client; ``True`` if the connection must end."""
+    conn.send_frame(exc.to_frame())
+    code = exc.close_code or fallback_close
+    if code is not None:
+        conn.close(code)
+        return True
+    return False
+
+
+# ------------------------------------------------------------ WebSockets
+async def _serve(ws: WebSocket, role: str) -> None:
+    hub: Hub = ws.app.state.hub
+    settings: Settings = ws.app.state.settings
+    origin = _origin_of(ws)
+    if role == "visitor":
+        allowed = visitor_origin_allowed(origin, settings.visitor_allowed_origins)
+    else:
+        allowed = operator_origin_allowed(origin, ws.headers.get("host"))
+    if not allowed:
+        log.warning("refused %s handshake from origin %r", role, origin)
+        await ws.close(code=1008)  # before accept: HTTP 403
+        return
+    binary = MSGPACK_SUBPROTOCOL in ws.scope.get("subprotocols", [])
+    await ws.accept(subprotocol=MSGPACK_SUBPROTOCOL if binary else None)
+    conn = Connection(ws, role, binary=binary)
+    schemas = VISITOR_FRAMES if role == "visitor" else OPERATOR_FRAMES
+    max_text = settings.max_message_chars
+    holder: Any = None
+    try:
+        try:
+            data = await _receive(ws, HELLO_TIMEOUT)
+        except TimeoutError:
+            _fail(conn, HelloRequired("no hello within 15 s"))
+            return
+        if data is None:
+            return
+        try:
+            frame = decode(data)
+            if frame["type"] != "hello":
+                raise HelloRequired("the first frame must be hello")
+            frame = validate(frame, schemas, max_text)
+            if role == "visitor":
+                holder = await hub.visitor_hello(conn, frame)
+            else:
+                holder = await hub.operator_hello(conn, frame)
+        except ChatError as exc:
+            _fail(conn, exc, fallback_close=HelloRequired.close_code)
+            return
+        while not conn.closed:
+            data = await _receive(ws)
+            if data is None:
+                break
+            verdict = conn.allow(settings.rate_limit_per_10s)
+            if verdict:
+                if _fail(conn, RateLimited("too many frames; slow down"),
+                         CLOSE_RATE_LIMITED if verdict == 2 else None):
+                    break
+                continue
+            try:
+                frame = validate(decode(data), schemas, max_text)
+                if frame["type"] == "hello":
+                    raise BadFrame("hello was already received")
+                if role == "visitor":
+                    await hub.visitor_frame(conn, holder, frame)
+                else:
+                    await hub.operator_frame(conn, holder, frame)
+            except ChatError as exc:
+                if _fail(conn, exc):
+                    break
+    except Exception:
+        log.exception("%s connection failed", role)
+        conn.close(1011)
+    finally:
+        if holder is not None:
+            with contextlib.suppress(Exception):
+                if role == "visitor":
+                    await hub.visitor_gone(conn, holder)
+                else:
+                    await hub.operator_gone(conn, holder)
+        await conn.drain(2.0)
+        await conn.finish()
+
+
+async def visitor_endpoint(ws: WebSocket) -> None:
+    await _serve(ws, "visitor")
+
+
+async def operator_endpoint(ws: WebSocket) -> None:
+    await _serve(ws, "operator")
+
+
+# ------------------------------------------------------------------- HTTP
+async def healthz(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    ok = hub.store.healthy
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "node": hub.node_id, "store": ok},
+        status_code=200 if ok else 503,
+    )
+
+
+async def login(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "bad_request", "message": "body must be JSON"}, 400)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "bad_request", "message": "body must be an object"}, 400)
+    username, password = body.get("username"), body.get("password")
+    if not (isinstance(username, str) and isinstance(password, str)) or not (
+        0 < len(username) <= 100 and 0 < len(password) <= 1000
+    ):
+        return JSONResponse({"error": "bad_request", "message": "username and password"}, 400)
+    try:
+        token, record = await hub.login(username, password)
+    except ChatError:
+        return JSONResponse(
+            {"error": "invalid_credentials", "message": "wrong username or password"}, 401
+        )
+    return JSONResponse({"token": token, "operator": record.public()})
+
+
+async def logout(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+async def demo_page(request: Request) -> Response:
+    return FileResponse(WIDGET_DIR / "demo.html", media_type="text/html")
+
+
+async def widget_js(request: Request) -> Response:
+    return FileResponse(
+        WIDGET_DIR / "widget.js",
+        media_type="application/javascript",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+class ConsoleFiles(StaticFiles):
+    """The console, with a strict content security policy."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Content-Security-Policy"] = CONSOLE_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+# -------------------------------------------------------------- lifespan
+async def ensure_demo_operator(store: SqliteStore) -> None:
+    """On first start (no operators at all), create ``demo`` and log its password."""
+    if await store.operators():
+        return
+    password = secrets.token_urlsafe(9)
+    record = OperatorRecord(
+        operator_id=OperatorId("o_" + secrets.token_hex(6)),
+        username="demo",
+        name="Demo Operator",
+        password_hash=await asyncio.to_thread(auth.hash_password, password),
+        role=Role.ADMIN.value,
+        departments=(),
+        capacity=5,
+        created_at=time.time(),
+    )
+    try:
+        await store.add_operator(record)
+    except ValueError:
+        return
+    log.warning(
+        "created demo operator — log in at /console/ as username 'demo' password %r", password
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.load()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(
+            settings.db_path,
+            synchronous=settings.store_synchronous,
+            max_batch=settings.store_max_batch,
+        )
+        await store.open()
+        hub = Hub(settings, store, MemoryPresence())
+        await hub.start()
+        if settings.demo_operator:
+            await ensure_demo_operator(store)
+        app.state.hub = hub
+        log.info("chatserver node %s ready (store %s)", hub.node_id, settings.db_path)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await store.close()
+            log.info("chatserver node %s stopped", hub.node_id)
+
+    routes = [
+        Route("/", demo_page),
+        Route("/widget.js", widget_js),
+        Route("/healthz", healthz),
+        Route("/api/login", login, methods=["POST"]),
+        Route("/api/logout", logout, methods=["POST"]),
+        WebSocketRoute("/ws/visitor", visitor_endpoint),
+        WebSocketRoute("/ws/operator", operator_endpoint),
+        Mount("/console", ConsoleFiles(directory=CONSOLE_DIR, html=True, check_dir=False)),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    return app
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)

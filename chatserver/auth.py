@@ -1,0 +1,103 @@
+"""Passwords, operator tokens, visitor tokens and signed visitor identities."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from .errors import BadFrame, Unauthorized
+from .types import OperatorId
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# A hash to verify against when the username is unknown, so timing does not
+# tell which usernames exist.
+DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+
+
+def new_visitor_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """Visitor tokens are stored only as this hash."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class OperatorTokens:
+    """Stateless operator tokens: ``<operator_id>.<expiry>.<hmac>``."""
+
+    def __init__(self, secret: bytes, ttl: float) -> None:
+        self._secret = secret
+        self.ttl = ttl
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest())
+
+    def issue(self, operator_id: OperatorId, now: float | None = None) -> str:
+        expiry = int((now if now is not None else time.time()) + self.ttl)
+        payload = f"{operator_id}.{expiry}"
+        return f"{payload}.{self._sign(payload)}"
+
+    def verify(self, token: str, now: float | None = None) -> OperatorId:
+        """Return the operator id; raise :class:`Unauthorized` if forged or expired."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise Unauthorized("malformed token")
+        operator_id, expiry, signature = parts
+        if not hmac.compare_digest(signature, self._sign(f"{operator_id}.{expiry}")):
+            raise Unauthorized("invalid token")
+        try:
+            expires = int(expiry)
+        except ValueError:
+            raise Unauthorized("malformed token") from None
+        if expires < (now if now is not None else time.time()):
+            raise Unauthorized("token expired")
+        return OperatorId(operator_id)
+
+
+def verify_identity(identity: dict[str, Any], secret: str | None) -> tuple[str, str]:
+    """Check a host-site-signed identity; return ``(customer_id, plan)``.
+
+    ``sig`` must be hex HMAC-SHA256 of ``customer_id + "\\n" + plan``.
+    """
+    if secret is None:
+        raise BadFrame("identity is not enabled on this server")
+    customer_id, plan, sig = identity.get("customer_id"), identity.get("plan"), identity.get("sig")
+    if not (isinstance(customer_id, str) and isinstance(plan, str) and isinstance(sig, str)):
+        raise BadFrame("identity needs customer_id, plan and sig strings")
+    if not (0 < len(customer_id) <= 64 and 0 < len(plan) <= 32):
+        raise BadFrame("identity fields are too long")
+    expected = sign_identity(customer_id, plan, secret)
+    if not hmac.compare_digest(expected, sig.lower()):
+        raise Unauthorized("identity signature does not match")
+    return customer_id, plan
+
+
+def sign_identity(customer_id: str, plan: str, secret: str) -> str:
+    """What the host site computes (server side!) to vouch for a visitor."""
+    message = f"{customer_id}\n{plan}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()

@@ -1,0 +1,150 @@
+"""One settings object for the whole server.
+
+Precedence: explicit keyword arguments (the CLI) > ``CHATSERVER_*`` environment
+variables > defaults. Values are validated by :meth:`Settings.validate`, which
+the app calls at start-up; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CHATSERVER_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the key."""
+
+
+def _cast(key: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is Path:
+            return Path(raw)
+        if kind == "list":
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if kind == "optional":
+            return raw or None
+        return raw
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{key.upper()}: cannot read {raw!r} ({exc})") from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """All tunables. Field names map to ``CHATSERVER_<NAME>`` env variables."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    redis_url: str | None = None
+    node_id: str | None = None
+    # Frames and text limits.
+    max_frame_bytes: int = 64 * 1024
+    max_message_chars: int = 4000
+    # Security.
+    visitor_allowed_origins: tuple[str, ...] = ("*",)
+    identity_secret: str | None = None
+    operator_token_ttl: float = 12 * 3600
+    secret_key: str | None = None
+    # Routing.
+    operator_grace_seconds: float = 30.0
+    default_capacity: int = 5
+    queue_update_interval: float = 1.0
+    visitor_abandon_seconds: float = 600.0
+    # Store.
+    store_synchronous: str = "FULL"
+    store_max_batch: int = 512
+    # Misc.
+    demo_operator: bool = True
+    log_level: str = "info"
+    log_json: bool = False
+    rate_limit_per_10s: int = 100
+
+    _kinds = {
+        "port": int,
+        "data_dir": Path,
+        "redis_url": "optional",
+        "node_id": "optional",
+        "max_frame_bytes": int,
+        "max_message_chars": int,
+        "visitor_allowed_origins": "list",
+        "identity_secret": "optional",
+        "operator_token_ttl": float,
+        "secret_key": "optional",
+        "operator_grace_seconds": float,
+        "default_capacity": int,
+        "queue_update_interval": float,
+        "visitor_abandon_seconds": float,
+        "store_max_batch": int,
+        "demo_operator": bool,
+        "log_json": bool,
+        "rate_limit_per_10s": int,
+    }
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``) and overrides.
+
+        Overrides whose value is ``None`` are ignored so CLI flags that were not
+        given fall through to the environment.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name.startswith("_"):
+                continue
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _cast(field.name, raw, cls._kinds.get(field.name, str))
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in {f.name for f in dataclasses.fields(cls)}:
+                raise ConfigError(f"unknown setting {key!r}")
+            values[key] = value
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first unusable value."""
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port: {self.port} is not a TCP port")
+        if self.max_frame_bytes < 1024:
+            raise ConfigError("max_frame_bytes: must be at least 1024")
+        if self.max_message_chars < 1:
+            raise ConfigError("max_message_chars: must be positive")
+        if self.operator_grace_seconds < 0:
+            raise ConfigError("operator_grace_seconds: must not be negative")
+        if self.default_capacity < 1:
+            raise ConfigError("default_capacity: must be at least 1")
+        if self.store_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ConfigError("store_synchronous: one of OFF, NORMAL, FULL, EXTRA")
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(f"redis_url: {self.redis_url!r} is not a redis:// URL")
+
+    def replace(self, **changes: Any) -> Settings:
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "chatserver.sqlite3"

@@ -1,0 +1,108 @@
+"""The one error tree. Every refusal the server makes is a :class:`ChatError`.
+
+::
+
+    ChatError                    error frame / HTTP 400
+    ├── BadFrame                 "bad_frame"        (malformed JSON, fields)
+    ├── UnknownFrameType         "unknown_type"
+    ├── HelloRequired            "hello_required"   close 4002
+    ├── Unauthorized             "unauthorized"     close 4001 / HTTP 401
+    ├── Forbidden                "forbidden"        close 4003 / HTTP 403
+    ├── UnknownSession           "unknown_session"  HTTP 404
+    ├── NotAssigned              "not_assigned"
+    ├── ChatClosed               "chat_closed"
+    ├── InvalidState             "invalid_state"    HTTP 409
+    ├── RateLimited              "rate_limited"     HTTP 429
+    └── Unavailable              "unavailable"      HTTP 503
+
+``close_code`` is set when the error ends the connection; otherwise the client
+gets an ``error`` frame and the connection stays open.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ChatError(Exception):
+    """Root of all errors reported to clients."""
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 400
+    close_code: ClassVar[int | None] = None
+
+    def __init__(self, message: str | None = None, *, ref: str | None = None) -> None:
+        super().__init__(message or self.code.replace("_", " "))
+        self.message = message or self.code.replace("_", " ")
+        self.ref = ref
+
+    def to_frame(self) -> dict[str, object]:
+        frame: dict[str, object] = {"type": "error", "code": self.code, "message": self.message}
+        if self.ref is not None:
+            frame["ref"] = self.ref
+        return frame
+
+
+class BadFrame(ChatError):
+    code = "bad_frame"
+
+
+class UnknownFrameType(ChatError):
+    code = "unknown_type"
+
+
+class HelloRequired(ChatError):
+    code = "hello_required"
+    close_code = 4002
+
+
+class Unauthorized(ChatError):
+    code = "unauthorized"
+    http_status = 401
+    close_code = 4001
+
+
+class Forbidden(ChatError):
+    code = "forbidden"
+    http_status = 403
+    close_code = 4003
+
+
+class UnknownSession(ChatError):
+    code = "unknown_session"
+    http_status = 404
+
+
+class NotAssigned(ChatError):
+    code = "not_assigned"
+    http_status = 403
+
+
+class ChatClosed(ChatError):
+    code = "chat_closed"
+    http_status = 409
+
+
+class InvalidState(ChatError):
+    code = "invalid_state"
+    http_status = 409
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class Unavailable(ChatError):
+    code = "unavailable"
+    http_status = 503
+
+
+# Close codes that do not come from a ChatError.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_REPLACED = 4008
+CLOSE_RATE_LIMITED = 4029

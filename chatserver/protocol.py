@@ -1,0 +1,149 @@
+"""Frame decoding, validation and encoding. No I/O.
+
+Incoming frames are validated against a small schema per endpoint and returned
+as plain dicts whose required fields are guaranteed present and well typed.
+Outgoing frames are wrapped in :class:`Outgoing`, which encodes each wire form
+(JSON text, msgpack binary) at most once however many recipients there are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+import msgpack
+
+from .errors import BadFrame, UnknownFrameType
+
+MSGPACK_SUBPROTOCOL: Final = "chatserver.msgpack"
+
+_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+# field -> (python type(s), required, max length for str)
+_Schema = dict[str, tuple[type | tuple[type, ...], bool, int]]
+
+_STR, _INT, _BOOL, _DICT = str, int, bool, dict
+_OPT_STR = (str, type(None))
+
+VISITOR_FRAMES: Final[dict[str, _Schema]] = {
+    "hello": {
+        "token": (_OPT_STR, False, 200),
+        "last_seq": (_INT, False, 0),
+        "name": (_OPT_STR, False, 100),
+        "email": (_OPT_STR, False, 254),
+        "page_url": (_OPT_STR, False, 2000),
+        "user_agent": (_OPT_STR, False, 500),
+        "identity": ((dict, type(None)), False, 0),
+    },
+    "message": {"client_msg_id": (_STR, True, 64), "text": (_STR, True, 0)},
+    "typing": {"active": (_BOOL, True, 0)},
+    "read": {"seq": (_INT, True, 0)},
+    "info": {
+        "name": (_OPT_STR, False, 100),
+        "email": (_OPT_STR, False, 254),
+        "page_url": (_OPT_STR, False, 2000),
+    },
+    "close": {},
+    "ping": {},
+}
+
+OPERATOR_FRAMES: Final[dict[str, _Schema]] = {
+    "hello": {
+        "token": (_STR, True, 2000),
+        "status": (_OPT_STR, False, 16),
+        "sessions": ((dict, type(None)), False, 0),
+    },
+    "status": {"status": (_STR, True, 16)},
+    "message": {
+        "session_id": (_STR, True, 64),
+        "client_msg_id": (_STR, True, 64),
+        "text": (_STR, True, 0),
+    },
+    "typing": {"session_id": (_STR, True, 64), "active": (_BOOL, True, 0)},
+    "read": {"session_id": (_STR, True, 64), "seq": (_INT, True, 0)},
+    "history": {
+        "session_id": (_STR, True, 64),
+        "after_seq": (_INT, False, 0),
+        "limit": (_INT, False, 0),
+    },
+    "close_chat": {"session_id": (_STR, True, 64)},
+    "ping": {},
+}
+
+_EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,252}$")
+
+
+def decode(data: str | bytes) -> dict[str, Any]:
+    """Parse one wire frame (JSON text or msgpack bytes) into a dict."""
+    try:
+        frame = json.loads(data) if isinstance(data, str) else msgpack.unpackb(data, raw=False)
+    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise BadFrame(f"frame is not valid {'JSON' if isinstance(data, str) else 'msgpack'}") from exc
+    if not isinstance(frame, dict):
+        raise BadFrame("frame must be an object")
+    if not isinstance(frame.get("type"), str):
+        raise BadFrame("frame needs a string 'type'")
+    return frame
+
+
+def validate(frame: dict[str, Any], schemas: dict[str, _Schema], max_text: int) -> dict[str, Any]:
+    """Check ``frame`` against the schema for its type; raise a ChatError if it does not fit."""
+    kind = frame["type"]
+    schema = schemas.get(kind)
+    if schema is None:
+        raise UnknownFrameType(f"unknown frame type {kind[:40]!r}")
+    ref = frame.get("client_msg_id") if isinstance(frame.get("client_msg_id"), str) else None
+    for name, (types, required, max_len) in schema.items():
+        if name not in frame or (frame[name] is None and not required):
+            if required:
+                raise BadFrame(f"{kind}: missing field {name!r}", ref=ref)
+            continue
+        value = frame[name]
+        # bool is an int subclass: never accept it where an int is wanted.
+        if not isinstance(value, types) or (types is int and isinstance(value, bool)):
+            raise BadFrame(f"{kind}: field {name!r} has the wrong type", ref=ref)
+        if isinstance(value, str) and max_len and len(value) > max_len:
+            raise BadFrame(f"{kind}: field {name!r} is longer than {max_len}", ref=ref)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise BadFrame(f"{kind}: field {name!r} must not be negative", ref=ref)
+    if "text" in schema:
+        text = frame["text"].strip()
+        if not text:
+            raise BadFrame("message text is empty", ref=ref)
+        if len(text) > max_text:
+            raise BadFrame(f"message text is longer than {max_text} characters", ref=ref)
+        frame["text"] = text
+    if "client_msg_id" in schema and not frame["client_msg_id"]:
+        raise BadFrame("client_msg_id is empty")
+    email = frame.get("email")
+    if isinstance(email, str) and email and not _EMAIL.match(email):
+        raise BadFrame("email is not an e-mail address")
+    return frame
+
+
+class Outgoing:
+    """A server frame, encoded lazily and once per wire format."""
+
+    __slots__ = ("_bin", "_text", "frame")
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        self.frame = frame
+        self._text: str | None = None
+        self._bin: bytes | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = _json_encode(self.frame)
+        return self._text
+
+    @property
+    def binary(self) -> bytes:
+        if self._bin is None:
+            self._bin = msgpack.packb(self.frame, use_bin_type=True)
+        return self._bin
+
+
+def encode_text(frame: dict[str, Any]) -> str:
+    return _json_encode(frame)

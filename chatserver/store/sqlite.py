@@ -1,0 +1,449 @@
+"""SQLite store (aiosqlite, WAL) with group commit.
+
+Two connections: a writer that commits every queued write in one transaction
+per batch (a batch is whatever queued up while the previous commit ran, up to
+``max_batch``), and a reader for queries. WAL lets readers run beside the
+writer and lets several processes share one file (busy timeout 5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..types import OperatorId, Priority, SessionId, SessionState
+from .base import SESSION_UPDATABLE, MessageRecord, OperatorRecord, SessionRecord
+
+log = logging.getLogger("chatserver.store")
+
+# Each entry migrates from version i to i + 1. Never edit a landed entry.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE operators (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        departments TEXT NOT NULL DEFAULT '',
+        capacity INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        visitor_name TEXT,
+        visitor_email TEXT,
+        page_url TEXT,
+        user_agent TEXT,
+        customer_id TEXT,
+        plan TEXT,
+        priority INTEGER NOT NULL DEFAULT 2,
+        department TEXT,
+        operator_id TEXT,
+        previous_operator TEXT,
+        assigned_at REAL,
+        enqueued_at REAL,
+        closed_at REAL,
+        visitor_read_seq INTEGER NOT NULL DEFAULT 0,
+        operator_read_seq INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sessions_open ON sessions(state) WHERE state IN ('waiting', 'assigned');
+    CREATE TABLE messages (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        sender_id TEXT,
+        author TEXT,
+        text TEXT NOT NULL,
+        client_msg_id TEXT,
+        event TEXT,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX messages_client_msg_id
+        ON messages(session_id, sender, client_msg_id) WHERE client_msg_id IS NOT NULL;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (session_id, seq, ts, sender, sender_id, author, text,"
+    " client_msg_id, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SESSION_COLUMNS = (
+    "id, token_hash, state, created_at, visitor_name, visitor_email, page_url, user_agent,"
+    " customer_id, plan, priority, department, operator_id, previous_operator, assigned_at,"
+    " enqueued_at, closed_at, visitor_read_seq, operator_read_seq"
+)
+_INSERT_SESSION = (
+    f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join(['?'] * 19)})"
+)
+_SELECT_SESSION = (
+    f"SELECT {_SESSION_COLUMNS},"
+    " (SELECT COALESCE(MAX(seq), 0) FROM messages m WHERE m.session_id = s.id)"
+    " FROM sessions s"
+)
+
+
+@dataclasses.dataclass(slots=True)
+class _Write:
+    sql: str
+    params: tuple[Any, ...]
+    future: asyncio.Future[None]
+
+
+def connect_sync(path: Path) -> sqlite3.Connection:
+    """A plain connection for CLI commands (migrates the schema)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    migrate(conn)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found before."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {found} is newer than this chatserver ({SCHEMA_VERSION})"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current > version:
+                conn.execute("COMMIT")
+                continue
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("store migrated to schema version %d", version + 1)
+    return found
+
+
+def _session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionRecord:
+    return SessionRecord(
+        session_id=SessionId(row[0]),
+        token_hash=row[1],
+        state=SessionState(row[2]),
+        created_at=row[3],
+        visitor_name=row[4],
+        visitor_email=row[5],
+        page_url=row[6],
+        user_agent=row[7],
+        customer_id=row[8],
+        plan=row[9],
+        priority=Priority(row[10]),
+        department=row[11],
+        operator_id=OperatorId(row[12]) if row[12] else None,
+        previous_operator=OperatorId(row[13]) if row[13] else None,
+        assigned_at=row[14],
+        enqueued_at=row[15],
+        closed_at=row[16],
+        visitor_read_seq=row[17],
+        operator_read_seq=row[18],
+        last_seq=row[19],
+    )
+
+
+def _operator_from_row(row: tuple[Any, ...]) -> OperatorRecord:
+    return OperatorRecord(
+        operator_id=OperatorId(row[0]),
+        username=row[1],
+        name=row[2],
+        password_hash=row[3],
+        role=row[4],
+        departments=tuple(d for d in row[5].split(",") if d),
+        capacity=row[6],
+        created_at=row[7],
+    )
+
+
+_OPERATOR_COLUMNS = "id, username, name, password_hash, role, departments, capacity, created_at"
+
+
+class SqliteStore:
+    """:class:`~chatserver.store.base.Store` on one SQLite file."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL", max_batch: int = 512) -> None:
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.max_batch = max_batch
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._pending: list[_Write] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        # Observability for metrics and benchmarks.
+        self.batches = 0
+        self.writes = 0
+        self.last_batch_size = 0
+        self.last_batch_seconds = 0.0
+
+    # -- lifecycle ---------------------------------------------------------
+    async def open(self) -> None:
+        await asyncio.to_thread(lambda: connect_sync(self.path).close())
+        self._writer = await self._connect()
+        self._reader = await self._connect()
+        self._task = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        return conn
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # -- group commit ------------------------------------------------------
+    def _submit(self, sql: str, params: tuple[Any, ...]) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closing and self._task is None:
+            future.set_exception(RuntimeError("store is closed"))
+            return future
+        self._pending.append(_Write(sql, params, future))
+        self._wake.set()
+        return future
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._commit(batch)
+            if self._closing:
+                return
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        assert self._writer is not None
+        started = time.perf_counter()
+        try:
+            await self._execute_batch(batch)
+        except sqlite3.Error as exc:
+            # Isolate the failing write(s): retry one by one so one bad write
+            # cannot sink the batch.
+            log.warning("batch of %d failed (%s); retrying singly", len(batch), exc)
+            with contextlib.suppress(sqlite3.Error):
+                await self._writer.rollback()
+            for write in batch:
+                try:
+                    await self._execute_batch([write])
+                except sqlite3.Error as single:
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._writer.rollback()
+                    if not write.future.done():
+                        write.future.set_exception(single)
+            return
+        self.batches += 1
+        self.writes += len(batch)
+        self.last_batch_size = len(batch)
+        self.last_batch_seconds = time.perf_counter() - started
+        for write in batch:
+            if not write.future.done():
+                write.future.set_result(None)
+
+    async def _execute_batch(self, batch: list[_Write]) -> None:
+        assert self._writer is not None
+        await self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            start = 0
+            while start < len(batch):
+                end = start + 1
+                sql = batch[start].sql
+                while end < len(batch) and batch[end].sql == sql:
+                    end += 1
+                await self._writer.executemany(sql, [w.params for w in batch[start:end]])
+                start = end
+            await self._writer.commit()
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await self._writer.rollback()
+            raise
+
+    def submit_message(self, message: MessageRecord) -> asyncio.Future[None]:
+        return self._submit(
+            _INSERT_MESSAGE,
+            (
+                message.session_id,
+                message.seq,
+                message.ts,
+                message.sender,
+                message.sender_id,
+                message.author,
+                message.text,
+                message.client_msg_id,
+                message.event,
+            ),
+        )
+
+    def submit_session(self, record: SessionRecord) -> asyncio.Future[None]:
+        return self._submit(
+            _INSERT_SESSION,
+            (
+                record.session_id,
+                record.token_hash,
+                record.state.value,
+                record.created_at,
+                record.visitor_name,
+                record.visitor_email,
+                record.page_url,
+                record.user_agent,
+                record.customer_id,
+                record.plan,
+                int(record.priority),
+                record.department,
+                record.operator_id,
+                record.previous_operator,
+                record.assigned_at,
+                record.enqueued_at,
+                record.closed_at,
+                record.visitor_read_seq,
+                record.operator_read_seq,
+            ),
+        )
+
+    def submit_session_update(self, session_id: SessionId, **fields: Any) -> asyncio.Future[None]:
+        unknown = set(fields) - SESSION_UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update session fields {sorted(unknown)}")
+        names = sorted(fields)
+        sql = f"UPDATE sessions SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+        values = tuple(
+            v.value if isinstance(v, SessionState) else int(v) if isinstance(v, Priority) else v
+            for v in (fields[n] for n in names)
+        )
+        return self._submit(sql, (*values, session_id))
+
+    # -- reads -------------------------------------------------------------
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        assert self._reader is not None
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def session_by_token_hash(self, token_hash: str) -> SessionRecord | None:
+        rows = await self._fetchall(_SELECT_SESSION + " WHERE token_hash = ?", (token_hash,))
+        return _session_from_row(rows[0]) if rows else None
+
+    async def session(self, session_id: SessionId) -> SessionRecord | None:
+        rows = await self._fetchall(_SELECT_SESSION + " WHERE id = ?", (session_id,))
+        return _session_from_row(rows[0]) if rows else None
+
+    async def open_sessions(self) -> list[SessionRecord]:
+        rows = await self._fetchall(
+            _SELECT_SESSION + " WHERE state IN ('waiting', 'assigned') ORDER BY created_at"
+        )
+        return [_session_from_row(r) for r in rows]
+
+    async def messages_after(
+        self, session_id: SessionId, after_seq: int, limit: int
+    ) -> list[MessageRecord]:
+        rows = await self._fetchall(
+            "SELECT session_id, seq, ts, sender, sender_id, author, text, client_msg_id, event"
+            " FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (session_id, after_seq, limit),
+        )
+        return [MessageRecord(SessionId(r[0]), *r[1:]) for r in rows]
+
+    async def client_msg_ids(self, session_id: SessionId) -> dict[tuple[str, str], int]:
+        rows = await self._fetchall(
+            "SELECT sender, client_msg_id, seq FROM messages"
+            " WHERE session_id = ? AND client_msg_id IS NOT NULL",
+            (session_id,),
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    # -- operators and meta --------------------------------------------------
+    async def _write_now(self, sql: str, params: tuple[Any, ...]) -> None:
+        await self._submit(sql, params)
+
+    async def add_operator(self, record: OperatorRecord) -> None:
+        try:
+            await self._write_now(
+                f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.operator_id,
+                    record.username,
+                    record.name,
+                    record.password_hash,
+                    record.role,
+                    ",".join(record.departments),
+                    record.capacity,
+                    record.created_at,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"operator {record.username!r} exists") from exc
+
+    async def operator_by_username(self, username: str) -> OperatorRecord | None:
+        rows = await self._fetchall(
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE username = ?", (username,)
+        )
+        return _operator_from_row(rows[0]) if rows else None
+
+    async def operator(self, operator_id: OperatorId) -> OperatorRecord | None:
+        rows = await self._fetchall(
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE id = ?", (operator_id,)
+        )
+        return _operator_from_row(rows[0]) if rows else None
+
+    async def operators(self) -> list[OperatorRecord]:
+        rows = await self._fetchall(f"SELECT {_OPERATOR_COLUMNS} FROM operators ORDER BY username")
+        return [_operator_from_row(r) for r in rows]
+
+    async def get_meta(self, key: str) -> str | None:
+        rows = await self._fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._write_now(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def setdefault_meta(self, key: str, value: str) -> str:
+        """Store ``value`` unless ``key`` exists (in any process); return what is stored."""
+        await self._write_now(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value)
+        )
+        stored = await self.get_meta(key)
+        assert stored is not None
+        return stored
