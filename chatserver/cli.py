@@ -6,8 +6,10 @@ import argparse
 import getpass
 import logging
 import secrets
+import sqlite3
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import auth
@@ -53,6 +55,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def create_operator(
+    db_path: Path,
+    username: str,
+    password: str,
+    *,
+    name: str | None = None,
+    role: str = Role.OPERATOR.value,
+    departments: Iterable[str] = (),
+    capacity: int = 5,
+) -> str:
+    """Insert an operator account (works while servers run); returns its id.
+
+    Raises ``ValueError`` if the username is taken or a value is unusable.
+    """
+    if not 0 < len(username) <= 100:
+        raise ValueError("username must have 1-100 characters")
+    if capacity < 1:
+        raise ValueError("capacity must be at least 1")
+    Role(role)
+    depts = ",".join(sorted({d.strip().lower() for d in departments if d.strip()}))
+    operator_id = "o_" + secrets.token_hex(6)
+    conn = connect_sync(db_path)
+    try:
+        conn.execute(
+            "INSERT INTO operators (id, username, name, password_hash, role, departments,"
+            " capacity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (operator_id, username, name or username, auth.hash_password(password), role,
+             depts, capacity, time.time()),
+        )
+    except sqlite3.IntegrityError:
+        raise ValueError(f"operator {username!r} exists") from None
+    finally:
+        conn.close()
+    return operator_id
+
+
 def cmd_operator_add(args: argparse.Namespace) -> int:
     settings = Settings.load(data_dir=args.data_dir)
     password = args.password
@@ -61,30 +99,19 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
     if len(password) < 4:
         print("error: password must have at least 4 characters", file=sys.stderr)
         return 2
-    departments = tuple(sorted({d.strip().lower() for d in args.department if d.strip()}))
-    conn = connect_sync(settings.db_path)
     try:
-        operator_id = "o_" + secrets.token_hex(6)
-        try:
-            conn.execute(
-                "INSERT INTO operators (id, username, name, password_hash, role, departments,"
-                " capacity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    operator_id,
-                    args.username,
-                    args.name or args.username,
-                    auth.hash_password(password),
-                    args.role,
-                    ",".join(departments),
-                    args.capacity,
-                    time.time(),
-                ),
-            )
-        except Exception as exc:  # sqlite3.IntegrityError
-            print(f"error: operator {args.username!r} exists ({exc})", file=sys.stderr)
-            return 1
-    finally:
-        conn.close()
+        operator_id = create_operator(
+            settings.db_path,
+            args.username,
+            password,
+            name=args.name,
+            role=args.role,
+            departments=args.department,
+            capacity=args.capacity,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"added operator {args.username} ({operator_id}), role {args.role}, capacity {args.capacity}")
     return 0
 

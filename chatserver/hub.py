@@ -754,9 +754,9 @@ class Hub:
         if live is None:
             raise UnknownSession(f"no chat {session_id[:64]}")
         if live.chat.operator_id != op.operator_id:
-            if live.chat.state is SessionState.CLOSED:
-                raise ChatClosed("this chat has ended")
             raise NotAssigned("this chat is not assigned to you")
+        if live.chat.state is SessionState.CLOSED:
+            raise ChatClosed("this chat has ended")
         return live
 
     async def operator_frame(self, conn: Connection, op: LiveOperator, frame: dict[str, Any]) -> None:
