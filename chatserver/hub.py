@@ -88,6 +88,7 @@ class LiveSession:
         default_factory=dict
     )
     abandon_timer: asyncio.TimerHandle | None = None
+    preview: str | None = None  # the first visitor message, for the queue list
 
     @property
     def session_id(self) -> SessionId:
@@ -524,6 +525,7 @@ class Hub:
             self._append(live, Sender.VISITOR, frame["text"], sender_id=None,
                          author=live.visitor.name or "Visitor", client_msg_id=cmid, origin=conn)
             if chat.state is SessionState.NEW:
+                live.preview = frame["text"][:120]
                 await self._start_waiting(live)
         elif kind == "typing":
             op_conn = self._operator_conn(live)
@@ -872,6 +874,7 @@ class Hub:
                 "waiting_seconds": round(now - entry.enqueued_at, 1),
                 "position": position,
                 "requeued": entry.requeued,
+                "preview": live.preview if live else None,
             })
         return {"total": len(entries), "entries": listed}
 

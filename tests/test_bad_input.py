@@ -13,7 +13,6 @@ from websockets.exceptions import InvalidStatus
 
 from chatserver.client import ClientError, OperatorClient, VisitorClient
 
-pytestmark = pytest.mark.asyncio
 
 
 def count(server, sql, *params):

@@ -10,7 +10,6 @@ import pytest
 from chatserver.auth import sign_identity
 from chatserver.client import ClientError, OperatorClient, VisitorClient
 
-pytestmark = pytest.mark.asyncio
 
 
 def stored_messages(server, session_id):

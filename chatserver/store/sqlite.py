@@ -267,10 +267,13 @@ class SqliteStore:
                 try:
                     await self._execute_batch([write])
                 except sqlite3.Error as single:
-                    with contextlib.suppress(sqlite3.Error):
-                        await self._writer.rollback()
                     if not write.future.done():
                         write.future.set_exception(single)
+                else:
+                    self.writes += 1
+                    if not write.future.done():
+                        write.future.set_result(None)
+            self.batches += 1
             return
         self.batches += 1
         self.writes += len(batch)

@@ -1,0 +1,102 @@
+"""SQLite store: group commit, write isolation, migrations, sharing a file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from chatserver.store.base import MessageRecord, SessionRecord
+from chatserver.store.sqlite import SCHEMA_VERSION, SqliteStore, connect_sync, migrate
+from chatserver.types import SessionId, SessionState
+
+
+
+def msg(session: str, seq: int, cmid: str | None = None) -> MessageRecord:
+    return MessageRecord(SessionId(session), seq, 1000 + seq, "visitor", None, "V", f"m{seq}", cmid)
+
+
+async def open_store(tmp_path) -> SqliteStore:
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    return store
+
+
+async def test_many_writes_commit_in_few_batches(tmp_path):
+    store = await open_store(tmp_path)
+    await store.submit_session(SessionRecord(SessionId("s1"), "h", SessionState.NEW, 0.0))
+    futures = [store.submit_message(msg("s1", i, f"c{i}")) for i in range(1, 1001)]
+    await asyncio.gather(*futures)
+    assert store.writes == 1001
+    assert store.batches <= 10, f"{store.batches} batches: no group commit"
+    rows = await store.messages_after(SessionId("s1"), 990, 100)
+    assert [r.seq for r in rows] == list(range(991, 1001))
+    assert (await store.session(SessionId("s1"))).last_seq == 1000
+    assert (await store.client_msg_ids(SessionId("s1")))[("visitor", "c7")] == 7
+    await store.close()
+
+
+async def test_a_failing_write_does_not_sink_its_batch(tmp_path):
+    store = await open_store(tmp_path)
+    ok1 = store.submit_message(msg("s1", 1, "a"))
+    dup = store.submit_message(msg("s1", 2, "a"))  # same client_msg_id: unique violation
+    ok2 = store.submit_message(msg("s1", 3, "b"))
+    await ok1
+    await ok2
+    with pytest.raises(sqlite3.IntegrityError):
+        await dup
+    assert [r.seq for r in await store.messages_after(SessionId("s1"), 0, 10)] == [1, 3]
+    await store.close()
+
+
+async def test_session_updates_and_open_sessions(tmp_path):
+    store = await open_store(tmp_path)
+    for sid, state in (("a", SessionState.NEW), ("b", SessionState.NEW)):
+        await store.submit_session(SessionRecord(SessionId(sid), sid, state, 1.0))
+    await store.submit_session_update(SessionId("a"), state=SessionState.WAITING, enqueued_at=5.0)
+    with pytest.raises(ValueError):
+        store.submit_session_update(SessionId("a"), token_hash="x")
+    opened = await store.open_sessions()
+    assert [(s.session_id, s.state, s.enqueued_at) for s in opened] == [("a", SessionState.WAITING, 5.0)]
+    assert (await store.session_by_token_hash("b")).session_id == "b"
+    assert await store.session_by_token_hash("zzz") is None
+    await store.close()
+
+
+async def test_close_flushes_pending_writes(tmp_path):
+    store = await open_store(tmp_path)
+    futures = [store.submit_message(msg("s", i)) for i in range(1, 51)]
+    await store.close()
+    assert all(f.done() and f.exception() is None for f in futures)
+    conn = sqlite3.connect(tmp_path / "s.sqlite3")
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 50
+    finally:
+        conn.close()
+
+
+def test_migrates_an_empty_file_and_refuses_a_newer_schema(tmp_path):
+    conn = connect_sync(tmp_path / "m.sqlite3")
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert migrate(conn) == SCHEMA_VERSION  # idempotent
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        with pytest.raises(RuntimeError, match="newer"):
+            migrate(conn)
+    finally:
+        conn.close()
+
+
+async def test_two_stores_share_one_file(tmp_path):
+    a = await open_store(tmp_path)
+    b = await open_store(tmp_path)
+    await asyncio.gather(
+        *(a.submit_message(msg("x", i)) for i in range(1, 201)),
+        *(b.submit_message(msg("y", i)) for i in range(1, 201)),
+    )
+    assert len(await a.messages_after(SessionId("y"), 0, 500)) == 200
+    assert len(await b.messages_after(SessionId("x"), 0, 500)) == 200
+    await a.close()
+    await b.close()

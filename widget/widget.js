@@ -1,0 +1,1070 @@
+/*!
+ * chatserver visitor widget
+ *
+ * Embed with one tag:   <script src="https://chat.example.com/widget.js" async></script>
+ * Options (data-* on that tag): data-server, data-title, data-color, data-name,
+ * data-email, data-identity (JSON), data-open="true".
+ *
+ * Plain, dependency-free JavaScript. This file is the source; there is no build.
+ * Wire protocol: docs/protocol.md, section "Visitor endpoint /ws/visitor".
+ *
+ * Safety rule for this file: text from the server or the visitor is only ever
+ * put on the page with textContent / createTextNode, never parsed as HTML.
+ */
+(function () {
+  'use strict';
+
+  if (window.ChatserverWidget || document.getElementById('chatserver-widget')) return;
+
+  // ---------------------------------------------------------------------------
+  // Configuration
+  // ---------------------------------------------------------------------------
+
+  const script = document.currentScript || document.querySelector('script[src*="widget.js"]');
+  const data = (script && script.dataset) || {};
+
+  const MAX_CHARS = 4000;
+  const TYPING_THROTTLE = 2000;  // send typing:true at most this often
+  const TYPING_IDLE = 3000;      // send typing:false after this much quiet
+  const TYPING_SHOW = 6000;      // hide the operator's typing indicator after this
+  const PING_EVERY = 25000;
+  const DEAD_AFTER = 65000;      // nothing received for this long: reconnect
+  const BACKOFF_MIN = 500;
+  const BACKOFF_MAX = 15000;
+
+  function parseJSON(s) {
+    if (!s) return null;
+    try { return JSON.parse(s); } catch (e) {
+      console.warn('[chatserver] data-identity is not valid JSON; ignored');
+      return null;
+    }
+  }
+
+  function validColor(c) {
+    return !!c && !!(window.CSS && CSS.supports && CSS.supports('color', c));
+  }
+
+  let base;
+  try {
+    const scriptUrl = script && script.src ? new URL(script.src, location.href) : new URL(location.href);
+    base = new URL(data.server || scriptUrl.origin, location.href);
+  } catch (e) {
+    base = new URL(location.href);
+  }
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const WS_URL = (base.protocol === 'https:' ? 'wss://' : 'ws://') + base.host + basePath + '/ws/visitor';
+  const STORE_KEY = 'chatserver:' + base.origin;
+  const OPEN_KEY = STORE_KEY + ':open';
+
+  const opt = {
+    title: data.title || 'Chat with us',
+    color: validColor(data.color) ? data.color : '#2563eb',
+    name: (data.name || '').slice(0, 100),
+    email: (data.email || '').slice(0, 254),
+    identity: parseJSON(data.identity),
+    open: data.open === 'true',
+  };
+
+  // ---------------------------------------------------------------------------
+  // Persistence: localStorage[STORE_KEY] = {token, last_seq, session_id,
+  // closed, read_seq, outbox: [{id, text, ts}]}
+  // ---------------------------------------------------------------------------
+
+  let memStore = null; // fallback when localStorage is unavailable
+
+  function loadStore() {
+    try {
+      const v = JSON.parse(localStorage.getItem(STORE_KEY) || 'null');
+      return v && typeof v === 'object' ? v : {};
+    } catch (e) {
+      return memStore || {};
+    }
+  }
+
+  const stored = loadStore();
+
+  // ---------------------------------------------------------------------------
+  // State
+  // ---------------------------------------------------------------------------
+
+  let token = typeof stored.token === 'string' ? stored.token : null;
+  let sessionId = typeof stored.session_id === 'string' ? stored.session_id : null;
+  let storedClosed = !!stored.closed;
+  let seenSeq = +stored.last_seq || 0;   // highest seq ever seen (persisted)
+  let readSent = +stored.read_seq || 0;  // highest seq we told the server we read
+  let outbox = (Array.isArray(stored.outbox) ? stored.outbox : []).filter(
+    (m) => m && typeof m.id === 'string' && typeof m.text === 'string');
+
+  let chatState = null;   // null (no session yet) | new | waiting | assigned | closed
+  let operator = null;    // {id, name} or null
+  let queuePos = null;
+  let serverName = '';    // what the server knows about the visitor
+  let serverEmail = '';
+
+  const bySeq = new Map();   // seq -> record
+  const byCmid = new Map();  // client_msg_id -> record (own messages)
+  let streamSeq = 0;         // highest seq received as a message frame
+  let contigSeq = 0;         // every seq 1..contigSeq is shown
+  let lastSeq = 0;           // resume point sent in hello (0 after a page load)
+  let opReadSeq = 0;         // highest seq the operator has read
+
+  let ws = null;
+  let ready = false;         // welcome (and replay) done: may send
+  let helloSeq = 0;
+  let sentThisConn = new Set();
+  let attempt = 0;
+  let retryTimer = 0;
+  let replayTimer = 0;
+  let everConnected = false;
+  let blocked = false;       // closed with 4003: wait for the visitor to reopen
+  let lastRx = 0;
+  let pendingInfo = null;
+
+  let panelOpen = false;
+  let typingActive = false;
+  let typingSentAt = 0;
+  let typingIdleTimer = 0;
+  let typingHideTimer = 0;
+  let noticeTimer = 0;
+
+  function save() {
+    const v = {
+      token: token,
+      last_seq: seenSeq,
+      session_id: sessionId,
+      closed: chatState === 'closed' || (chatState === null && storedClosed),
+      read_seq: readSent,
+      outbox: outbox,
+    };
+    memStore = v;
+    try {
+      if (token || outbox.length) localStorage.setItem(STORE_KEY, JSON.stringify(v));
+      else localStorage.removeItem(STORE_KEY);
+    } catch (e) { /* storage full or disabled: keep going in memory */ }
+  }
+
+  function rememberOpen(open) {
+    try {
+      if (open) sessionStorage.setItem(OPEN_KEY, '1');
+      else sessionStorage.removeItem(OPEN_KEY);
+    } catch (e) { /* ignore */ }
+  }
+
+  function wasOpen() {
+    try { return sessionStorage.getItem(OPEN_KEY) === '1'; } catch (e) { return false; }
+  }
+
+  function uuid() {
+    const c = window.crypto;
+    if (c && typeof c.randomUUID === 'function') {
+      try { return c.randomUUID(); } catch (e) { /* insecure context */ }
+    }
+    let hex = '';
+    if (c && c.getRandomValues) {
+      c.getRandomValues(new Uint8Array(16)).forEach((b) => { hex += (b + 256).toString(16).slice(1); });
+    } else {
+      for (let i = 0; i < 32; i++) hex += Math.floor(Math.random() * 16).toString(16);
+    }
+    return hex.slice(0, 8) + '-' + hex.slice(8, 12) + '-' + hex.slice(12, 16) + '-' +
+      hex.slice(16, 20) + '-' + hex.slice(20, 32);
+  }
+
+  // ---------------------------------------------------------------------------
+  // DOM helpers (no HTML parsing anywhere)
+  // ---------------------------------------------------------------------------
+
+  function h(tag, attrs, children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const k in attrs) {
+        const v = attrs[k];
+        if (v === null || v === undefined || v === false) continue;
+        if (k === 'class') el.className = v;
+        else if (k === 'text') el.textContent = v;
+        else if (k.slice(0, 2) === 'on') el.addEventListener(k.slice(2), v);
+        else el.setAttribute(k, v === true ? '' : v);
+      }
+    }
+    if (children) children.forEach((c) => { if (c) el.appendChild(c); });
+    return el;
+  }
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  function icon(paths, cls) {
+    const s = document.createElementNS(SVG_NS, 'svg');
+    s.setAttribute('viewBox', '0 0 24 24');
+    s.setAttribute('aria-hidden', 'true');
+    s.setAttribute('focusable', 'false');
+    if (cls) s.setAttribute('class', cls);
+    paths.forEach((d) => {
+      const p = document.createElementNS(SVG_NS, 'path');
+      p.setAttribute('d', d);
+      s.appendChild(p);
+    });
+    return s;
+  }
+
+  const ICON_CHAT = ['M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z'];
+  const ICON_CLOSE = ['M6 6l12 12M18 6L6 18'];
+  const ICON_DOWN = ['M6 9l6 6 6-6'];
+  const ICON_SEND = ['M4 12l16-8-6 16-2.5-6.5z', 'M11.5 13.5L20 4'];
+
+  // Text with http(s) links turned into safe anchors.
+  const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+  function richText(el, text) {
+    let last = 0;
+    let m;
+    URL_RE.lastIndex = 0;
+    while ((m = URL_RE.exec(text))) {
+      let url = m[0];
+      const trail = /[.,;:!?)\]]+$/.exec(url);
+      if (trail) url = url.slice(0, -trail[0].length);
+      if (m.index > last) el.appendChild(document.createTextNode(text.slice(last, m.index)));
+      const a = document.createElement('a');
+      a.href = url;
+      a.textContent = url;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer nofollow';
+      el.appendChild(a);
+      last = m.index + url.length;
+      URL_RE.lastIndex = last;
+    }
+    if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function fmtTime(ts) {
+    const d = new Date(typeof ts === 'number' ? ts : Date.now());
+    const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    if (d.toDateString() === new Date().toDateString()) return t;
+    return d.toLocaleDateString([], { day: 'numeric', month: 'short' }) + ', ' + t;
+  }
+
+  function textColorFor(color) {
+    // Dark text on light accents (only for hex colours; white otherwise).
+    const m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(color);
+    if (!m) return '#fff';
+    let hex = m[1];
+    if (hex.length === 3) hex = hex.replace(/./g, '$&$&');
+    const lin = (i) => {
+      const c = parseInt(hex.substr(i, 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    };
+    const lum = 0.2126 * lin(0) + 0.7152 * lin(2) + 0.0722 * lin(4);
+    return lum > 0.45 ? '#111827' : '#fff';
+  }
+
+  // ---------------------------------------------------------------------------
+  // Styles (static; lives inside the shadow root only)
+  // ---------------------------------------------------------------------------
+
+  const CSS_TEXT = `
+:host{all:initial}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+.root{--a:#2563eb;--at:#fff;position:fixed;right:20px;bottom:20px;z-index:2147483000;
+ font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#1f2937;-webkit-font-smoothing:antialiased;text-align:left}
+button,input,textarea{font:inherit;color:inherit;margin:0}
+button{cursor:pointer}
+svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
+.bubble{position:relative;width:60px;height:60px;border-radius:50%;border:0;padding:0;
+ display:flex;align-items:center;justify-content:center;margin-left:auto;
+ background:var(--a);color:var(--at);box-shadow:0 6px 20px rgba(0,0,0,.22);
+ transition:transform .15s ease,box-shadow .15s ease}
+.bubble:hover{transform:scale(1.06);box-shadow:0 8px 26px rgba(0,0,0,.28)}
+.bubble:focus-visible,.panel button:focus-visible{outline:3px solid rgba(37,99,235,.45);outline-offset:2px}
+.bubble svg{width:28px;height:28px}
+.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;
+ background:#dc2626;color:#fff;font-size:12px;font-weight:700;line-height:20px;text-align:center;
+ box-shadow:0 0 0 2px #fff}
+.panel{position:absolute;right:0;bottom:76px;width:370px;height:560px;max-height:calc(100vh - 120px);
+ display:flex;flex-direction:column;background:#fff;border-radius:16px;overflow:hidden;
+ box-shadow:0 12px 48px rgba(0,0,0,.22),0 0 0 1px rgba(0,0,0,.05);animation:cs-in .18s ease-out}
+@keyframes cs-in{from{opacity:0;transform:translateY(12px)}to{opacity:1;transform:none}}
+.head{display:flex;align-items:center;gap:8px;padding:16px 14px 16px 18px;background:var(--a);color:var(--at)}
+.head-text{flex:1;min-width:0}
+.title{font-size:16px;font-weight:650;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.status{font-size:12.5px;opacity:.9;margin-top:2px}
+.hbtn{border:0;background:transparent;color:inherit;border-radius:8px;padding:6px;display:flex;opacity:.9}
+.hbtn:hover{background:rgba(255,255,255,.18);opacity:1}
+.end{font-size:12px;padding:5px 9px;border:1px solid currentColor;border-radius:999px;opacity:.8}
+.conn{padding:6px 14px;font-size:12.5px;background:#fef3c7;color:#92400e;text-align:center}
+.body{flex:1;overflow-y:auto;padding:16px 14px 8px;background:#f8fafc}
+.intro{margin:0 auto 14px;max-width:88%;text-align:center;color:#64748b;font-size:13px}
+.list{display:flex;flex-direction:column;gap:8px}
+.msg{display:flex;flex-direction:column;max-width:80%}
+.msg.visitor{align-self:flex-end;align-items:flex-end}
+.msg.operator{align-self:flex-start;align-items:flex-start}
+.msg.system{align-self:center;align-items:center;max-width:90%;text-align:center;color:#64748b;font-size:12px;font-style:italic}
+.author{font-size:11.5px;color:#64748b;margin:0 0 2px 10px}
+.txt{padding:9px 13px;border-radius:16px;white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-word}
+.visitor .txt{background:var(--a);color:var(--at);border-bottom-right-radius:5px}
+.operator .txt{background:#fff;color:#0f172a;border:1px solid #e2e8f0;border-bottom-left-radius:5px}
+.system .txt{padding:2px 8px}
+.txt a{color:inherit;text-decoration:underline}
+.meta{font-size:11px;color:#94a3b8;margin:3px 6px 0;display:flex;gap:5px;align-items:center}
+.tick{letter-spacing:-3px;padding-right:3px}
+.msg[data-state=read] .tick{color:var(--a)}
+.msg[data-state=failed] .tick{color:#dc2626;letter-spacing:0}
+.msg[data-state=failed] .txt{opacity:.6}
+.typing{padding:2px 18px 6px;font-size:12.5px;color:#64748b;font-style:italic;background:#f8fafc}
+.notice{margin:0 12px 8px;padding:7px 10px;border-radius:8px;background:#fee2e2;color:#991b1b;font-size:12.5px}
+.ended{padding:14px;text-align:center;border-top:1px solid #e5e7eb;color:#475569}
+.ended p{margin:0 0 10px}
+.btn{border:0;border-radius:10px;padding:9px 16px;background:var(--a);color:var(--at);font-weight:600}
+.btn:hover{filter:brightness(1.08)}
+.composer{border-top:1px solid #e5e7eb;padding:10px 12px 12px;background:#fff}
+.pre{display:flex;gap:8px;margin-bottom:8px}
+.pre label{flex:1;min-width:0;font-size:11.5px;color:#64748b}
+input,textarea{display:block;width:100%;border:1px solid #d1d5db;border-radius:10px;background:#fff;
+ padding:8px 10px;outline:none;transition:border-color .15s,box-shadow .15s}
+input{margin-top:3px;font-size:13.5px;color:#1f2937}
+input:focus,textarea:focus{border-color:var(--a);box-shadow:0 0 0 3px rgba(37,99,235,.15)}
+.row{display:flex;gap:8px;align-items:flex-end}
+textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
+.send{flex:none;width:40px;height:40px;border-radius:10px;border:0;background:var(--a);color:var(--at);
+ display:flex;align-items:center;justify-content:center}
+.send svg{width:20px;height:20px}
+.send:disabled,textarea:disabled{opacity:.5;cursor:default}
+.brand{padding:0 0 8px;text-align:center;font-size:10.5px;color:#9ca3af;background:#fff}
+@media (max-width:480px){
+ .root{right:12px;bottom:12px}
+ .panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}
+ .root.open .bubble{display:none}
+}
+@media (prefers-reduced-motion:reduce){.panel{animation:none}.bubble{transition:none}}
+`;
+
+  // ---------------------------------------------------------------------------
+  // UI skeleton
+  // ---------------------------------------------------------------------------
+
+  const ui = {};
+
+  function build() {
+    const host = document.createElement('chatserver-widget');
+    host.id = 'chatserver-widget';
+    host.style.cssText = 'all:initial';
+    const shadow = host.attachShadow({ mode: 'open' });
+    shadow.appendChild(h('style', { text: CSS_TEXT }));
+
+    ui.status = h('div', { class: 'status', 'data-testid': 'status', role: 'status' });
+    ui.end = h('button', { type: 'button', class: 'hbtn end', 'data-testid': 'end-chat-button',
+      text: 'End chat', title: 'End this chat', hidden: true, onclick: endChat });
+    ui.min = h('button', { type: 'button', class: 'hbtn', 'aria-label': 'Minimize chat',
+      title: 'Minimize', onclick: () => closePanel(true) }, [icon(ICON_DOWN)]);
+    ui.conn = h('div', { class: 'conn', 'data-testid': 'connection', hidden: true });
+    ui.list = h('div', { class: 'list', 'data-testid': 'messages', role: 'log', 'aria-live': 'polite',
+      'aria-label': 'Messages' });
+    ui.body = h('div', { class: 'body', onscroll: () => { follow = nearBottom(); } }, [
+      h('p', { class: 'intro', text: 'Hi there! Send us a message and we\u2019ll get back to you right away.' }),
+      ui.list,
+    ]);
+    ui.typing = h('div', { class: 'typing', 'data-testid': 'typing', hidden: true, 'aria-live': 'polite' });
+    ui.notice = h('div', { class: 'notice', 'data-testid': 'notice', role: 'alert', hidden: true });
+
+    ui.newChat = h('button', { type: 'button', class: 'btn', 'data-testid': 'new-chat-button',
+      text: 'Start a new chat', onclick: newChat });
+    ui.ended = h('div', { class: 'ended', hidden: true }, [
+      h('p', { text: 'This chat has ended. Thank you for reaching out!' }), ui.newChat,
+    ]);
+
+    ui.name = h('input', { type: 'text', maxlength: '100', autocomplete: 'name', 'data-testid': 'name-input',
+      placeholder: 'Your name' });
+    ui.email = h('input', { type: 'email', maxlength: '254', autocomplete: 'email', 'data-testid': 'email-input',
+      placeholder: 'you@example.com' });
+    ui.name.value = opt.name;
+    ui.email.value = opt.email;
+    ui.pre = h('div', { class: 'pre' }, [
+      h('label', { text: 'Name (optional)' }, [ui.name]),
+      h('label', { text: 'E-mail (optional)' }, [ui.email]),
+    ]);
+    ui.input = h('textarea', { rows: '1', maxlength: String(MAX_CHARS), 'data-testid': 'message-input',
+      placeholder: 'Write a message\u2026', 'aria-label': 'Message', oninput: onInput, onkeydown: onKeyDown });
+    ui.send = h('button', { type: 'submit', class: 'send', 'data-testid': 'send-button', 'aria-label': 'Send message',
+      title: 'Send' }, [icon(ICON_SEND)]);
+    ui.composer = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendMessage(); } }, [
+      ui.pre, h('div', { class: 'row' }, [ui.input, ui.send]),
+    ]);
+
+    ui.panel = h('section', { class: 'panel', role: 'dialog', 'aria-label': opt.title, 'data-testid': 'panel',
+      hidden: true, onkeydown: (e) => { if (e.key === 'Escape') closePanel(true); } }, [
+      h('header', { class: 'head' }, [
+        h('div', { class: 'head-text' }, [h('div', { class: 'title', text: opt.title }), ui.status]),
+        ui.end, ui.min,
+      ]),
+      ui.conn, ui.body, ui.typing, ui.notice, ui.ended, ui.composer,
+      h('div', { class: 'brand', text: 'Powered by chatserver' }),
+    ]);
+
+    ui.badge = h('span', { class: 'badge', hidden: true, 'aria-hidden': 'true' });
+    ui.bubbleIcon = icon(ICON_CHAT);
+    ui.bubbleClose = icon(ICON_CLOSE);
+    ui.bubbleClose.style.display = 'none';
+    ui.bubble = h('button', { type: 'button', class: 'bubble', 'data-testid': 'bubble', 'aria-label': 'Open chat',
+      'aria-expanded': 'false', 'aria-haspopup': 'dialog', onclick: () => (panelOpen ? closePanel(false) : openPanel()) },
+    [ui.bubbleIcon, ui.bubbleClose, ui.badge]);
+
+    ui.root = h('div', { class: 'root' }, [ui.panel, ui.bubble]);
+    ui.root.style.setProperty('--a', opt.color);
+    ui.root.style.setProperty('--at', textColorFor(opt.color));
+    shadow.appendChild(ui.root);
+    document.body.appendChild(host);
+    // The list area shrinks when a notice, the typing line or the "ended" box
+    // appears: stay at the bottom if we were there.
+    if (window.ResizeObserver) new ResizeObserver(keepBottom).observe(ui.body);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Rendering
+  // ---------------------------------------------------------------------------
+
+  function operatorName() {
+    return (operator && operator.name) || 'An operator';
+  }
+
+  function renderStatus() {
+    let s;
+    if (chatState === 'waiting') {
+      s = queuePos ? 'Waiting for an operator \u2014 position ' + queuePos + ' in queue'
+        : 'Waiting for an operator\u2026';
+    } else if (chatState === 'assigned') {
+      s = operator && operator.name ? 'You are chatting with ' + operator.name : 'You are chatting with an operator';
+    } else if (chatState === 'closed') {
+      s = 'This chat has ended';
+    } else {
+      s = 'We typically reply in a few minutes';
+    }
+    ui.status.textContent = s;
+
+    const closed = chatState === 'closed';
+    ui.ended.hidden = !closed;
+    ui.composer.hidden = closed;
+    ui.end.hidden = !(chatState === 'waiting' || chatState === 'assigned');
+    ui.pre.hidden = !(chatState === null || chatState === 'new') || ui.list.childElementCount > 0;
+    if (closed) hideTyping();
+    keepBottom();
+  }
+
+  function renderConn() {
+    let s = '';
+    if (blocked) s = 'Chat is not available right now.';
+    else if (!ready && (ws || retryTimer) && (everConnected || attempt > 0)) s = 'Reconnecting\u2026';
+    ui.conn.textContent = s;
+    ui.conn.hidden = !s;
+  }
+
+  function renderBadge() {
+    let n = 0;
+    if (!panelOpen) bySeq.forEach((r) => { if (r.from === 'operator' && r.seq > readSent) n++; });
+    ui.badge.textContent = n > 9 ? '9+' : String(n);
+    ui.badge.hidden = n === 0;
+    ui.bubble.setAttribute('aria-label', n ? 'Open chat (' + n + ' unread)' : (panelOpen ? 'Close chat' : 'Open chat'));
+  }
+
+  // Follow new messages while the visitor is at the bottom of the list.
+  let follow = true;
+
+  function nearBottom() {
+    const b = ui.body;
+    return b.scrollHeight - b.scrollTop - b.clientHeight < 60;
+  }
+
+  function scrollToBottom() {
+    ui.body.scrollTop = ui.body.scrollHeight;
+    follow = true;
+  }
+
+  function keepBottom() {
+    if (follow) scrollToBottom();
+  }
+
+  const TICKS = { sent: ['\u2713', 'Sent'], stored: ['\u2713\u2713', 'Delivered'], read: ['\u2713\u2713', 'Read'],
+    failed: ['! Not sent', 'Not sent'] };
+
+  function setMsgState(rec, st) {
+    if (rec.from !== 'visitor') return;
+    rec.state = st;
+    rec.el.setAttribute('data-state', st);
+    const t = TICKS[st];
+    rec.tick.textContent = t[0];
+    rec.tick.title = t[1];
+    rec.tick.setAttribute('aria-label', t[1]);
+  }
+
+  // Stored messages are kept in seq order; messages still waiting for their
+  // seq (pending) stay after them.
+  function insertBySeq(el, seq) {
+    let ref = null;
+    for (let c = ui.list.lastElementChild; c; c = c.previousElementSibling) {
+      if (c._seq === undefined || c._seq > seq) { ref = c; continue; }
+      break;
+    }
+    ui.list.insertBefore(el, ref);
+  }
+
+  function addMessage(m) {
+    const from = m.from === 'visitor' || m.from === 'operator' ? m.from : 'system';
+    const el = h('div', { class: 'msg ' + from, 'data-testid': 'message', 'data-from': from });
+    const rec = { el: el, from: from, seq: null, cmid: m.cmid || null, state: null, tick: null, time: null };
+    if (from === 'operator' && m.author) el.appendChild(h('div', { class: 'author', text: String(m.author) }));
+    const txt = h('div', { class: 'txt' });
+    richText(txt, String(m.text == null ? '' : m.text));
+    el.appendChild(txt);
+    rec.time = h('span', { class: 'time', text: fmtTime(m.ts) });
+    const meta = h('div', { class: 'meta' }, [rec.time]);
+    if (from === 'visitor') {
+      rec.tick = h('span', { class: 'tick' });
+      meta.appendChild(rec.tick);
+    }
+    el.appendChild(meta);
+
+    if (typeof m.seq === 'number') {
+      rec.seq = m.seq;
+      el._seq = m.seq;
+      el.setAttribute('data-seq', String(m.seq));
+      bySeq.set(m.seq, rec);
+      insertBySeq(el, m.seq);
+    } else {
+      ui.list.appendChild(el);
+    }
+    if (rec.cmid && from === 'visitor') byCmid.set(rec.cmid, rec);
+    if (from === 'visitor') setMsgState(rec, m.state || (rec.seq !== null && rec.seq <= opReadSeq ? 'read' : 'stored'));
+    renderStatus();
+    if (from === 'visitor' && !m.seq) scrollToBottom();
+    else keepBottom();
+    return rec;
+  }
+
+  // A pending own message got its seq (from an ack or from a replayed frame).
+  function assignSeq(rec, seq, ts) {
+    rec.seq = seq;
+    rec.el._seq = seq;
+    rec.el.setAttribute('data-seq', String(seq));
+    if (typeof ts === 'number') rec.time.textContent = fmtTime(ts);
+    bySeq.set(seq, rec);
+    setMsgState(rec, seq <= opReadSeq ? 'read' : 'stored');
+    ui.list.removeChild(rec.el);
+    insertBySeq(rec.el, seq);
+    keepBottom();
+  }
+
+  function noteSeq(seq) {
+    while (bySeq.has(contigSeq + 1)) contigSeq++;
+    lastSeq = Math.max(lastSeq, streamSeq, contigSeq);
+    if (seq > seenSeq) seenSeq = seq;
+    save();
+  }
+
+  function applyRead() {
+    bySeq.forEach((rec) => {
+      if (rec.from === 'visitor' && rec.seq <= opReadSeq && rec.state === 'stored') setMsgState(rec, 'read');
+    });
+  }
+
+  function showTyping(active) {
+    clearTimeout(typingHideTimer);
+    if (!active || chatState === 'closed') return hideTyping();
+    ui.typing.textContent = operatorName() + ' is typing\u2026';
+    ui.typing.hidden = false;
+    typingHideTimer = setTimeout(hideTyping, TYPING_SHOW);
+  }
+
+  function hideTyping() {
+    clearTimeout(typingHideTimer);
+    ui.typing.hidden = true;
+  }
+
+  function showNotice(text) {
+    clearTimeout(noticeTimer);
+    ui.notice.textContent = text;
+    ui.notice.hidden = false;
+    noticeTimer = setTimeout(() => { ui.notice.hidden = true; }, 8000);
+  }
+
+  const ERROR_TEXT = {
+    bad_frame: 'Your message could not be sent (it may be empty or too long).',
+    chat_closed: 'This chat has ended; the message was not sent.',
+    rate_limited: 'You are sending messages too quickly. Retrying shortly\u2026',
+    unavailable: 'The chat is busy right now. Retrying shortly\u2026',
+    invalid_state: 'That is not possible right now.',
+  };
+
+  // Drops every rendered message (optionally keeping own unsent ones).
+  function clearHistory(keepPending) {
+    bySeq.clear();
+    const keep = [];
+    byCmid.forEach((rec) => { if (keepPending && rec.seq === null && rec.state !== 'failed') keep.push(rec); });
+    byCmid.clear();
+    ui.list.textContent = '';
+    keep.forEach((rec) => { byCmid.set(rec.cmid, rec); delete rec.el._seq; ui.list.appendChild(rec.el); });
+    streamSeq = contigSeq = lastSeq = seenSeq = opReadSeq = readSent = 0;
+    hideTyping();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Connection
+  // ---------------------------------------------------------------------------
+
+  function wanted() {
+    return !blocked && (panelOpen || outbox.length > 0 || (!!token && chatState !== 'closed' && !storedClosed));
+  }
+
+  function sendFrame(frame) {
+    if (!ws || ws.readyState !== 1) return false;
+    try { ws.send(JSON.stringify(frame)); return true; } catch (e) { return false; }
+  }
+
+  function connect() {
+    if (ws || blocked) return;
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    let sock;
+    try {
+      sock = new WebSocket(WS_URL);
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    ready = false;
+    sentThisConn = new Set();
+    sock._hadToken = !!token;
+    sock.onopen = () => {
+      if (ws !== sock) return;
+      lastRx = Date.now();
+      helloSeq = lastSeq;
+      const hello = {
+        type: 'hello',
+        last_seq: lastSeq,
+        page_url: location.href.slice(0, 2000),
+        user_agent: String(navigator.userAgent || '').slice(0, 500),
+      };
+      if (token) hello.token = token;
+      const name = (ui.name.value.trim() || serverName).slice(0, 100);
+      const email = (ui.email.value.trim() || serverEmail).slice(0, 254);
+      if (name) hello.name = name;
+      if (email) hello.email = email;
+      if (opt.identity) hello.identity = opt.identity;
+      sock._hadToken = !!token;
+      sendFrame(hello);
+    };
+    sock.onmessage = (ev) => {
+      if (ws !== sock) return;
+      lastRx = Date.now();
+      let f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      if (f && typeof f === 'object' && typeof f.type === 'string') handleFrame(f);
+    };
+    sock.onerror = () => { /* a close event follows */ };
+    sock.onclose = (ev) => {
+      if (ws !== sock) return;
+      onClosed(ev.code, sock._hadToken);
+    };
+    renderConn();
+  }
+
+  // Drops the current socket without waiting for its close handshake.
+  function dropSocket() {
+    const s = ws;
+    ws = null;
+    ready = false;
+    clearTimeout(replayTimer);
+    if (s) { try { s.close(1000); } catch (e) { /* ignore */ } }
+  }
+
+  function onClosed(code, hadToken) {
+    ws = null;
+    ready = false;
+    clearTimeout(replayTimer);
+    stopTypingLocal();
+    if (code === 4001 && hadToken) {
+      // Unknown or expired token: forget the session, keep unsent messages;
+      // they start a fresh chat.
+      token = null;
+      sessionId = null;
+      chatState = null;
+      operator = null;
+      storedClosed = false;
+      clearHistory(true);
+      save();
+      renderStatus();
+      attempt = 0;
+      if (wanted()) connect();
+      renderConn();
+      return;
+    }
+    if (code === 4003) {
+      blocked = true;
+      renderConn();
+      return;
+    }
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    if (wanted()) {
+      const cap = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, attempt));
+      attempt++;
+      retryTimer = setTimeout(() => { retryTimer = 0; connect(); }, cap / 2 + Math.random() * cap / 2);
+    }
+    renderConn();
+  }
+
+  function reconnectNow() {
+    if (ws || blocked || !wanted()) return;
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    connect();
+  }
+
+  function markReady() {
+    clearTimeout(replayTimer);
+    if (!ws || ready) return;
+    ready = true;
+    renderConn();
+    if (pendingInfo) {
+      if (sendFrame(pendingInfo)) pendingInfo = null;
+    }
+    flushOutbox();
+    maybeSendRead();
+  }
+
+  function flushOutbox() {
+    if (!ready) return;
+    outbox.forEach((m) => {
+      if (sentThisConn.has(m.id)) return;
+      if (sendFrame({ type: 'message', client_msg_id: m.id, text: m.text })) sentThisConn.add(m.id);
+    });
+  }
+
+  function dropFromOutbox(id) {
+    const n = outbox.length;
+    outbox = outbox.filter((m) => m.id !== id);
+    if (outbox.length !== n) save();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Incoming frames
+  // ---------------------------------------------------------------------------
+
+  function handleFrame(f) {
+    switch (f.type) {
+      case 'welcome': return onWelcome(f);
+      case 'message': return onMessage(f);
+      case 'replay_done': return onReplayDone(f);
+      case 'ack': return onAck(f);
+      case 'state':
+        setState(f.state, f.operator, f.queue_position);
+        return;
+      case 'queue':
+        if (typeof f.position === 'number') {
+          queuePos = f.position;
+          if (chatState === 'waiting') renderStatus();
+        }
+        return;
+      case 'typing':
+        if (f.from !== 'visitor') showTyping(!!f.active);
+        return;
+      case 'read':
+        if (f.by === 'operator' && typeof f.seq === 'number' && f.seq > opReadSeq) {
+          opReadSeq = f.seq;
+          applyRead();
+        }
+        return;
+      case 'error': return onError(f);
+      default: // pong and anything new
+    }
+  }
+
+  function onWelcome(f) {
+    attempt = 0;
+    everConnected = true;
+    if (sessionId && f.session_id !== sessionId) clearHistory(true);
+    sessionId = f.session_id || null;
+    if (typeof f.token === 'string') token = f.token;
+    storedClosed = false;
+    if (typeof f.read_seq === 'number' && f.read_seq > opReadSeq) opReadSeq = f.read_seq;
+    const v = f.visitor || {};
+    serverName = v.name || '';
+    serverEmail = v.email || '';
+    if (!ui.name.value && serverName) ui.name.value = serverName;
+    if (!ui.email.value && serverEmail) ui.email.value = serverEmail;
+    setState(f.state, f.operator, f.queue_position);
+    applyRead();
+    save();
+    if (f.resumed) {
+      // Outbox is flushed after the replay, so replayed copies merge first.
+      replayTimer = setTimeout(markReady, 10000);
+    } else {
+      markReady();
+    }
+    renderConn();
+  }
+
+  function onReplayDone(f) {
+    if (f.complete === false && lastSeq > helloSeq) {
+      // The server sent only part of the backlog: resume again from here.
+      dropSocket();
+      connect();
+      return;
+    }
+    markReady();
+  }
+
+  function setState(st, op, pos) {
+    if (typeof st !== 'string') return;
+    chatState = st;
+    if (op !== undefined) operator = op && typeof op === 'object' ? op : null;
+    queuePos = st === 'waiting' && typeof pos === 'number' ? pos : null;
+    if (st === 'closed') stopTypingLocal();
+    renderStatus();
+    save();
+  }
+
+  function onMessage(f) {
+    if (typeof f.seq !== 'number') return;
+    if (sessionId && f.session_id && f.session_id !== sessionId) return;
+    let rec = f.from === 'visitor' && f.client_msg_id ? byCmid.get(f.client_msg_id) : null;
+    if (rec && rec.seq === null) {
+      // Our own pending message came back in the replay: merge, don't duplicate.
+      assignSeq(rec, f.seq, f.ts);
+      dropFromOutbox(rec.cmid);
+    } else {
+      if (bySeq.has(f.seq) || f.seq <= streamSeq) return;
+      rec = addMessage({ from: f.from, seq: f.seq, text: f.text, ts: f.ts, author: f.author,
+        cmid: f.from === 'visitor' ? f.client_msg_id : null });
+    }
+    if (f.seq > streamSeq) streamSeq = f.seq;
+    noteSeq(f.seq);
+    if (rec.from !== 'visitor') {
+      if (rec.from === 'operator') hideTyping();
+      maybeSendRead();
+    }
+    renderBadge();
+  }
+
+  function onAck(f) {
+    const rec = byCmid.get(f.client_msg_id);
+    dropFromOutbox(f.client_msg_id);
+    if (!rec || typeof f.seq !== 'number') return;
+    if (rec.seq === null) {
+      if (bySeq.has(f.seq)) return;
+      assignSeq(rec, f.seq, f.ts);
+      noteSeq(f.seq);
+    }
+  }
+
+  function onError(f) {
+    const rec = f.ref ? byCmid.get(f.ref) : null;
+    const retry = f.code === 'rate_limited' || f.code === 'unavailable';
+    if (rec && rec.seq === null && rec.state !== 'failed') {
+      if (retry) {
+        sentThisConn.delete(rec.cmid);
+        setTimeout(flushOutbox, 3000);
+      } else {
+        setMsgState(rec, 'failed');
+        // Keep its place: later messages go after it.
+        let hi = 0;
+        bySeq.forEach((r, seq) => { if (seq > hi) hi = seq; });
+        rec.el._seq = hi;
+        dropFromOutbox(rec.cmid);
+      }
+    }
+    showNotice(ERROR_TEXT[f.code] || (typeof f.message === 'string' && f.message) || 'Something went wrong.');
+  }
+
+  // ---------------------------------------------------------------------------
+  // Outgoing actions
+  // ---------------------------------------------------------------------------
+
+  function maybeSendRead() {
+    if (!ready || !panelOpen || document.visibilityState === 'hidden') return;
+    let hi = 0;
+    bySeq.forEach((r) => { if (r.from !== 'visitor' && r.seq > hi) hi = r.seq; });
+    if (hi > readSent && sendFrame({ type: 'read', seq: hi })) {
+      readSent = hi;
+      save();
+    }
+    renderBadge();
+  }
+
+  function sendMessage() {
+    if (chatState === 'closed') return;
+    const text = ui.input.value.trim();
+    if (!text) return;
+    if (text.length > MAX_CHARS) {
+      showNotice('Messages can be at most ' + MAX_CHARS + ' characters long.');
+      return;
+    }
+    if (!ui.pre.hidden) {
+      const info = { type: 'info' };
+      const name = ui.name.value.trim().slice(0, 100);
+      const email = ui.email.value.trim().slice(0, 254);
+      if (name && name !== serverName) info.name = serverName = name;
+      if (email && email !== serverEmail) info.email = serverEmail = email;
+      if (info.name || info.email) pendingInfo = info;
+    }
+    ui.input.value = '';
+    autoGrow();
+    stopTypingLocal();
+
+    const m = { id: uuid(), text: text, ts: Date.now() };
+    outbox.push(m);
+    save();
+    addMessage({ from: 'visitor', text: text, ts: m.ts, cmid: m.id, state: 'sent' });
+
+    if (ready) {
+      if (pendingInfo && sendFrame(pendingInfo)) pendingInfo = null;
+      flushOutbox();
+    } else {
+      reconnectNow();
+    }
+  }
+
+  function endChat() {
+    if (chatState !== 'waiting' && chatState !== 'assigned') return;
+    if (!sendFrame({ type: 'close' })) showNotice('Not connected \u2014 please try again in a moment.');
+  }
+
+  function newChat() {
+    dropSocket();
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    token = null;
+    sessionId = null;
+    chatState = null;
+    operator = null;
+    queuePos = null;
+    storedClosed = false;
+    outbox = [];
+    pendingInfo = null;
+    clearHistory(false);
+    save();
+    renderStatus();
+    attempt = 0;
+    connect();
+    renderConn();
+    ui.input.focus();
+  }
+
+  function onInput() {
+    autoGrow();
+    if (!ready || !(chatState === 'waiting' || chatState === 'assigned')) return;
+    if (!ui.input.value) return;
+    const now = Date.now();
+    if (now - typingSentAt >= TYPING_THROTTLE && sendFrame({ type: 'typing', active: true })) {
+      typingActive = true;
+      typingSentAt = now;
+    }
+    clearTimeout(typingIdleTimer);
+    typingIdleTimer = setTimeout(stopTypingLocal, TYPING_IDLE);
+  }
+
+  function stopTypingLocal() {
+    clearTimeout(typingIdleTimer);
+    if (typingActive) {
+      typingActive = false;
+      sendFrame({ type: 'typing', active: false });
+    }
+  }
+
+  function onKeyDown(e) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sendMessage();
+    }
+  }
+
+  function autoGrow() {
+    ui.input.style.height = 'auto';
+    ui.input.style.height = Math.min(ui.input.scrollHeight + 2, 130) + 'px';
+  }
+
+  // ---------------------------------------------------------------------------
+  // Panel
+  // ---------------------------------------------------------------------------
+
+  function openPanel() {
+    if (!ui.panel) return;
+    if (!panelOpen) {
+      panelOpen = true;
+      ui.panel.hidden = false;
+      ui.root.classList.add('open');
+      ui.bubble.setAttribute('aria-expanded', 'true');
+      ui.bubbleIcon.style.display = 'none';
+      ui.bubbleClose.style.display = '';
+      rememberOpen(true);
+    }
+    if (blocked) blocked = false;
+    if (!ws) reconnectNow();
+    renderConn();
+    renderBadge();
+    scrollToBottom();
+    maybeSendRead();
+    setTimeout(() => { if (panelOpen && !ui.input.disabled) ui.input.focus(); }, 0);
+  }
+
+  function closePanel(focusBubble) {
+    if (!panelOpen) return;
+    panelOpen = false;
+    ui.panel.hidden = true;
+    ui.root.classList.remove('open');
+    ui.bubble.setAttribute('aria-expanded', 'false');
+    ui.bubbleIcon.style.display = '';
+    ui.bubbleClose.style.display = 'none';
+    rememberOpen(false);
+    renderBadge();
+    if (focusBubble) ui.bubble.focus();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Start
+  // ---------------------------------------------------------------------------
+
+  function start() {
+    build();
+    // Unsent messages from before a reload are shown at once and sent after
+    // the resume (same client_msg_id: the server stores each one once).
+    outbox.forEach((m) => addMessage({ from: 'visitor', text: m.text, ts: m.ts, cmid: m.id, state: 'sent' }));
+    renderStatus();
+    renderBadge();
+
+    if (opt.open || wasOpen()) openPanel();
+    else if (wanted()) connect();   // resume an ongoing chat (history, unread badge)
+
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') {
+        maybeSendRead();
+        reconnectNow();
+      }
+    });
+    window.addEventListener('online', () => { attempt = 0; reconnectNow(); });
+    const pageChanged = () => {
+      if (ready) sendFrame({ type: 'info', page_url: location.href.slice(0, 2000) });
+    };
+    window.addEventListener('popstate', pageChanged);
+    window.addEventListener('hashchange', pageChanged);
+
+    setInterval(() => {
+      if (!ws || ws.readyState !== 1) return;
+      if (Date.now() - lastRx > DEAD_AFTER) {
+        // No pong for a long time: the connection is dead without telling us.
+        dropSocket();
+        scheduleReconnect();
+      } else {
+        sendFrame({ type: 'ping' });
+      }
+    }, PING_EVERY);
+  }
+
+  window.ChatserverWidget = Object.freeze({
+    open: () => openPanel(),
+    close: () => closePanel(false),
+  });
+
+  if (document.body) start();
+  else document.addEventListener('DOMContentLoaded', start);
+})();
