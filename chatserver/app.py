@@ -67,9 +67,11 @@ def operator_origin_allowed(origin: str | None, host: str | None) -> bool:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
     default = "443" if parts.scheme == "https" else "80"
+
     def norm(netloc: str) -> str:
         netloc = netloc.lower()
         return netloc if ":" in netloc.rsplit("]", 1)[-1] else f"{netloc}:{default}"
+
     return norm(parts.netloc) == norm(host)
 
 
@@ -140,8 +142,11 @@ async def _serve(ws: WebSocket, role: str) -> None:
                 break
             verdict = conn.allow(settings.rate_limit_per_10s)
             if verdict:
-                if _fail(conn, RateLimited("too many frames; slow down"),
-                         CLOSE_RATE_LIMITED if verdict == 2 else None):
+                if _fail(
+                    conn,
+                    RateLimited("too many frames; slow down"),
+                    CLOSE_RATE_LIMITED if verdict == 2 else None,
+                ):
                     break
                 continue
             try:

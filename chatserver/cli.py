@@ -81,8 +81,16 @@ def create_operator(
         conn.execute(
             "INSERT INTO operators (id, username, name, password_hash, role, departments,"
             " capacity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (operator_id, username, name or username, auth.hash_password(password), role,
-             depts, capacity, time.time()),
+            (
+                operator_id,
+                username,
+                name or username,
+                auth.hash_password(password),
+                role,
+                depts,
+                capacity,
+                time.time(),
+            ),
         )
     except sqlite3.IntegrityError:
         raise ValueError(f"operator {username!r} exists") from None
@@ -107,12 +115,15 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
             name=args.name,
             role=args.role,
             departments=args.department,
-            capacity=args.capacity,
+            capacity=args.capacity or settings.default_capacity,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"added operator {args.username} ({operator_id}), role {args.role}, capacity {args.capacity}")
+    print(
+        f"added operator {args.username} ({operator_id}),"
+        f" role {args.role}"
+    )
     return 0
 
 
@@ -121,7 +132,8 @@ def cmd_operator_list(args: argparse.Namespace) -> int:
     conn = connect_sync(settings.db_path)
     try:
         for row in conn.execute(
-            "SELECT id, username, name, role, departments, capacity FROM operators ORDER BY username"
+            "SELECT id, username, name, role, departments, capacity"
+            " FROM operators ORDER BY username"
         ):
             print("\t".join(str(c) for c in row))
     finally:
@@ -136,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8000)")
-    serve.add_argument("--data-dir", type=Path, help="where the SQLite store lives (default ./data)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="where the SQLite store lives (default ./data)"
+    )
     serve.add_argument("--redis-url", help="redis://… to share presence across nodes")
     serve.set_defaults(func=cmd_serve)
 
@@ -148,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="display name shown to visitors (default: username)")
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.OPERATOR.value)
     add.add_argument("--department", action="append", default=[], help="repeatable")
-    add.add_argument("--capacity", type=int, default=5, help="concurrent chats (default 5)")
+    add.add_argument(
+        "--capacity", type=int, help="concurrent chats (default CHATSERVER_DEFAULT_CAPACITY, 5)"
+    )
     add.add_argument("--data-dir", type=Path)
     add.set_defaults(func=cmd_operator_add)
     lst = op_sub.add_parser("list", help="list operator accounts")

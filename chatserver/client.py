@@ -52,9 +52,7 @@ class _Client:
         self.closed = asyncio.Event()
 
     @staticmethod
-    async def _open(
-        base_url: str, path: str, binary: bool, origin: str | None
-    ) -> ClientConnection:
+    async def _open(base_url: str, path: str, binary: bool, origin: str | None) -> ClientConnection:
         return await connect(
             base_url.rstrip("/") + path,
             subprotocols=[MSGPACK_SUBPROTOCOL] if binary else None,  # type: ignore[list-item]
@@ -178,8 +176,10 @@ class VisitorClient(_Client):
         return client
 
     async def wait_for_any(self, kinds: tuple[str, ...], timeout: float = 10.0) -> Frame:
-        return await self.wait_for(kinds[0], None, timeout) if len(kinds) == 1 else await (
-            self._wait_any(kinds, timeout)
+        return (
+            await self.wait_for(kinds[0], None, timeout)
+            if len(kinds) == 1
+            else await self._wait_any(kinds, timeout)
         )
 
     async def _wait_any(self, kinds: tuple[str, ...], timeout: float) -> Frame:

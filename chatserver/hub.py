@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import secrets
 import socket
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,8 +28,8 @@ from .errors import (
     ChatClosed,
     ChatError,
     NotAssigned,
-    Unavailable,
     Unauthorized,
+    Unavailable,
     UnknownSession,
 )
 from .presence.base import Presence
@@ -84,9 +84,7 @@ class LiveSession:
     # (sender, client_msg_id) -> seq of committed messages, and futures of
     # those still being committed: resends are answered from here.
     client_ids: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-    inflight: dict[tuple[str, str], asyncio.Future[int]] = dataclasses.field(
-        default_factory=dict
-    )
+    inflight: dict[tuple[str, str], asyncio.Future[int]] = dataclasses.field(default_factory=dict)
     abandon_timer: asyncio.TimerHandle | None = None
     preview: str | None = None  # the first visitor message, for the queue list
 
@@ -304,7 +302,9 @@ class Hub:
             }
         )
 
-    def _send_visitors(self, live: LiveSession, out: Outgoing, *, skip: Connection | None = None) -> None:
+    def _send_visitors(
+        self, live: LiveSession, out: Outgoing, *, skip: Connection | None = None
+    ) -> None:
         for conn in live.conns:
             if conn is not skip:
                 conn.send(out)
@@ -335,8 +335,15 @@ class Hub:
         """
         seq = live.chat.next_seq()
         record = MessageRecord(
-            live.session_id, seq, now_ms(), sender.value, sender_id, author, text,
-            client_msg_id, event,
+            live.session_id,
+            seq,
+            now_ms(),
+            sender.value,
+            sender_id,
+            author,
+            text,
+            client_msg_id,
+            event,
         )
         result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         key = (sender.value, client_msg_id) if client_msg_id is not None else None
@@ -351,15 +358,22 @@ class Hub:
                 log.error("store write failed for %s seq %d: %s", live.session_id, seq, exc)
                 result.set_exception(Unavailable("the message could not be stored"))
                 if origin is not None:
-                    origin.send_frame(Unavailable("the message could not be stored", ref=client_msg_id).to_frame())
+                    origin.send_frame(
+                        Unavailable("the message could not be stored", ref=client_msg_id).to_frame()
+                    )
                 return
             if key is not None:
                 live.client_ids[key] = seq
             result.set_result(seq)
             if origin is not None:
                 origin.send_frame(
-                    {"type": "ack", "client_msg_id": client_msg_id, "seq": seq,
-                     "ts": record.ts, "duplicate": False}
+                    {
+                        "type": "ack",
+                        "client_msg_id": client_msg_id,
+                        "seq": seq,
+                        "ts": record.ts,
+                        "duplicate": False,
+                    }
                 )
             out = Outgoing(record.to_frame())
             for conn in live.conns:
@@ -375,20 +389,38 @@ class Hub:
         self.store.submit_message(record).add_done_callback(committed)
         return result
 
-    def _resend(self, live: LiveSession, conn: Connection, sender: Sender, client_msg_id: str) -> bool:
+    def _resend(
+        self, live: LiveSession, conn: Connection, sender: Sender, client_msg_id: str
+    ) -> bool:
         """Answer a resend of a known ``client_msg_id``; ``False`` if it is new."""
         key = (sender.value, client_msg_id)
         seq = live.client_ids.get(key)
         if seq is not None:
-            conn.send_frame({"type": "ack", "client_msg_id": client_msg_id, "seq": seq,
-                             "ts": now_ms(), "duplicate": True})
+            conn.send_frame(
+                {
+                    "type": "ack",
+                    "client_msg_id": client_msg_id,
+                    "seq": seq,
+                    "ts": now_ms(),
+                    "duplicate": True,
+                }
+            )
             return True
         pending = live.inflight.get(key)
         if pending is not None:
+
             def done(fut: asyncio.Future[int]) -> None:
                 if not fut.exception():
-                    conn.send_frame({"type": "ack", "client_msg_id": client_msg_id,
-                                     "seq": fut.result(), "ts": now_ms(), "duplicate": True})
+                    conn.send_frame(
+                        {
+                            "type": "ack",
+                            "client_msg_id": client_msg_id,
+                            "seq": fut.result(),
+                            "ts": now_ms(),
+                            "duplicate": True,
+                        }
+                    )
+
             pending.add_done_callback(done)
             return True
         return False
@@ -404,7 +436,9 @@ class Hub:
             raise Unavailable("the server is shutting down")
         customer_id = plan = None
         if frame.get("identity"):
-            customer_id, plan = auth.verify_identity(frame["identity"], self.settings.identity_secret)
+            customer_id, plan = auth.verify_identity(
+                frame["identity"], self.settings.identity_secret
+            )
         if token:
             live = await self._resume_session(token)
             new_token = token
@@ -416,8 +450,12 @@ class Hub:
         # Info the visitor brought with it (a new page, a name).
         changes: dict[str, Any] = {}
         v = live.visitor
-        for field, column in (("name", "visitor_name"), ("email", "visitor_email"),
-                              ("page_url", "page_url"), ("user_agent", "user_agent")):
+        for field, column in (
+            ("name", "visitor_name"),
+            ("email", "visitor_email"),
+            ("page_url", "page_url"),
+            ("user_agent", "user_agent"),
+        ):
             value = frame.get(field)
             if value and value != getattr(v, field):
                 setattr(v, field, value)
@@ -442,18 +480,20 @@ class Hub:
         conn.replaying = resumed
         was_connected = bool(live.conns)
         live.conns.add(conn)
-        conn.send_frame({
-            "type": "welcome",
-            "session_id": live.session_id,
-            "token": new_token,
-            "state": live.chat.state.value,
-            "resumed": resumed,
-            "last_seq": live.chat.last_seq,
-            "operator": self._chat_operator(live),
-            "queue_position": position,
-            "visitor": v.public(),
-            "read_seq": live.chat.operator_read_seq,
-        })
+        conn.send_frame(
+            {
+                "type": "welcome",
+                "session_id": live.session_id,
+                "token": new_token,
+                "state": live.chat.state.value,
+                "resumed": resumed,
+                "last_seq": live.chat.last_seq,
+                "operator": self._chat_operator(live),
+                "queue_position": position,
+                "visitor": v.public(),
+                "read_seq": live.chat.operator_read_seq,
+            }
+        )
         if resumed:
             await self._replay(conn, live, last_seq)
         if not was_connected or changes:
@@ -510,7 +550,9 @@ class Hub:
         conn.send_frame(frame)
         return sent
 
-    async def visitor_frame(self, conn: Connection, live: LiveSession, frame: dict[str, Any]) -> None:
+    async def visitor_frame(
+        self, conn: Connection, live: LiveSession, frame: dict[str, Any]
+    ) -> None:
         kind = frame["type"]
         chat = live.chat
         if kind == "message":
@@ -522,30 +564,54 @@ class Hub:
                 raise ChatClosed("this chat has ended; start a new one", ref=cmid)
             if self._closing:
                 raise Unavailable("the server is shutting down", ref=cmid)
-            self._append(live, Sender.VISITOR, frame["text"], sender_id=None,
-                         author=live.visitor.name or "Visitor", client_msg_id=cmid, origin=conn)
+            self._append(
+                live,
+                Sender.VISITOR,
+                frame["text"],
+                sender_id=None,
+                author=live.visitor.name or "Visitor",
+                client_msg_id=cmid,
+                origin=conn,
+            )
             if chat.state is SessionState.NEW:
                 live.preview = frame["text"][:120]
                 await self._start_waiting(live)
         elif kind == "typing":
             op_conn = self._operator_conn(live)
-            out = Outgoing({"type": "typing", "session_id": live.session_id,
-                            "from": "visitor", "active": frame["active"]})
+            out = Outgoing(
+                {
+                    "type": "typing",
+                    "session_id": live.session_id,
+                    "from": "visitor",
+                    "active": frame["active"],
+                }
+            )
             if op_conn is not None:
                 op_conn.send(out)
         elif kind == "read":
             if chat.mark_read(True, frame["seq"]):
-                self.store.submit_session_update(live.session_id, visitor_read_seq=chat.visitor_read_seq)
-                out = Outgoing({"type": "read", "session_id": live.session_id, "by": "visitor",
-                                "seq": chat.visitor_read_seq})
+                self.store.submit_session_update(
+                    live.session_id, visitor_read_seq=chat.visitor_read_seq
+                )
+                out = Outgoing(
+                    {
+                        "type": "read",
+                        "session_id": live.session_id,
+                        "by": "visitor",
+                        "seq": chat.visitor_read_seq,
+                    }
+                )
                 self._send_visitors(live, out, skip=conn)
                 op_conn = self._operator_conn(live)
                 if op_conn is not None:
                     op_conn.send(out)
         elif kind == "info":
             changes: dict[str, Any] = {}
-            for field, column in (("name", "visitor_name"), ("email", "visitor_email"),
-                                  ("page_url", "page_url")):
+            for field, column in (
+                ("name", "visitor_name"),
+                ("email", "visitor_email"),
+                ("page_url", "page_url"),
+            ):
                 value = frame.get(field)
                 if value is not None and value != getattr(live.visitor, field):
                     setattr(live.visitor, field, value or None)
@@ -575,23 +641,34 @@ class Hub:
     async def _abandon(self, live: LiveSession) -> None:
         live.abandon_timer = None
         if not live.conns and live.chat.state is SessionState.WAITING:
-            await self._close_chat(live, by=Sender.SYSTEM, reason="The visitor left before an operator was free.")
+            await self._close_chat(
+                live, by=Sender.SYSTEM, reason="The visitor left before an operator was free."
+            )
 
     def _notify_visitor_presence(self, live: LiveSession) -> None:
         op_conn = self._operator_conn(live)
         if op_conn is None:
             return
         v = live.visitor
-        op_conn.send_frame({
-            "type": "visitor", "session_id": live.session_id, "connected": bool(live.conns),
-            "name": v.name, "email": v.email, "page_url": v.page_url, "user_agent": v.user_agent,
-        })
+        op_conn.send_frame(
+            {
+                "type": "visitor",
+                "session_id": live.session_id,
+                "connected": bool(live.conns),
+                "name": v.name,
+                "email": v.email,
+                "page_url": v.page_url,
+                "user_agent": v.user_agent,
+            }
+        )
 
     async def _start_waiting(self, live: LiveSession) -> None:
         live.chat.start_waiting()
         live.enqueued_at = self.clock()
         self.store.submit_session_update(
-            live.session_id, state=SessionState.WAITING, enqueued_at=live.enqueued_at,
+            live.session_id,
+            state=SessionState.WAITING,
+            enqueued_at=live.enqueued_at,
             priority=live.chat.priority,
         )
         position = await self.presence.enqueue(self._queue_entry(live, requeued=False))
@@ -599,14 +676,19 @@ class Hub:
         self._queue_dirty = True
         await self.dispatch()
 
-    async def _close_chat(self, live: LiveSession, *, by: Sender, reason: str | None = None) -> None:
+    async def _close_chat(
+        self, live: LiveSession, *, by: Sender, reason: str | None = None
+    ) -> None:
         chat = live.chat
         before = chat.state
         operator_id = chat.operator_id
         chat.close(self.clock())
-        self.store.submit_session_update(live.session_id, state=SessionState.CLOSED,
-                                         closed_at=chat.closed_at,
-                                         previous_operator=chat.previous_operator)
+        self.store.submit_session_update(
+            live.session_id,
+            state=SessionState.CLOSED,
+            closed_at=chat.closed_at,
+            previous_operator=chat.previous_operator,
+        )
         if before is SessionState.WAITING:
             await self.presence.dequeue(live.session_id)
             self._queue_dirty = True
@@ -624,8 +706,9 @@ class Hub:
             if op is not None:
                 op.chats.discard(live.session_id)
                 if op.conn is not None:
-                    op.conn.send_frame({"type": "chat_closed", "session_id": live.session_id,
-                                        "by": by.value})
+                    op.conn.send_frame(
+                        {"type": "chat_closed", "session_id": live.session_id, "by": by.value}
+                    )
                     self._send_status(op)
             await self.presence.add_load(operator_id, -1)
             await self.dispatch()
@@ -660,8 +743,9 @@ class Hub:
         op.chats.add(session_id)
         self._queue_dirty = True
         self._positions.pop(session_id, None)
-        self.store.submit_session_update(session_id, state=SessionState.ASSIGNED,
-                                         operator_id=operator_id, assigned_at=now)
+        self.store.submit_session_update(
+            session_id, state=SessionState.ASSIGNED, operator_id=operator_id, assigned_at=now
+        )
         self._system(live, "assigned", f"{op.record.name} joined the chat.")
         self._send_visitors(live, self._state_frame(live, None))
         if op.conn is not None:
@@ -674,16 +758,21 @@ class Hub:
             if live is None or live.chat.state is not SessionState.ASSIGNED:
                 continue
             live.chat.requeue()
-            self.store.submit_session_update(session_id, state=SessionState.WAITING,
-                                             operator_id=None, assigned_at=None,
-                                             previous_operator=op.operator_id)
+            self.store.submit_session_update(
+                session_id,
+                state=SessionState.WAITING,
+                operator_id=None,
+                assigned_at=None,
+                previous_operator=op.operator_id,
+            )
             position = await self.presence.enqueue(self._queue_entry(live, requeued=True))
             await self.presence.add_load(op.operator_id, -1)
             self._system(live, "requeued", text)
             self._send_visitors(live, self._state_frame(live, position))
             if op.conn is not None:
-                op.conn.send_frame({"type": "chat_removed", "session_id": session_id,
-                                    "reason": "requeued"})
+                op.conn.send_frame(
+                    {"type": "chat_removed", "session_id": session_id, "reason": "requeued"}
+                )
         op.chats.clear()
         self._queue_dirty = True
 
@@ -724,32 +813,46 @@ class Hub:
         op.status = status
         slot = await self.presence.set_status(operator_id, status)
         chats = [self.sessions[s] for s in sorted(op.chats) if s in self.sessions]
-        conn.send_frame({
-            "type": "welcome",
-            "operator": {**op.record.public(), "status": status.value, "load": slot.load},
-            "chats": [self._summary(live) for live in chats],
-            "queue": await self._queue_frame_body(),
-        })
+        conn.send_frame(
+            {
+                "type": "welcome",
+                "operator": {**op.record.public(), "status": status.value, "load": slot.load},
+                "chats": [self._summary(live) for live in chats],
+                "queue": await self._queue_frame_body(),
+            }
+        )
         known = frame.get("sessions") or {}
         if not isinstance(known, dict):
             raise BadFrame("sessions must map session ids to seqs")
         for session_id, last_seq in known.items():
             live = self.sessions.get(SessionId(str(session_id)))
-            if live is None or live.chat.operator_id != operator_id or not isinstance(last_seq, int):
+            if (
+                live is None
+                or live.chat.operator_id != operator_id
+                or not isinstance(last_seq, int)
+            ):
                 conn.send_frame(UnknownSession(f"cannot resume {str(session_id)[:64]}").to_frame())
                 continue
             conn.replaying = True
             await self._replay(conn, live, last_seq)
         if status is OperatorStatus.OFFLINE:
-            await self._requeue_operator_chats(op, f"{op.record.name} went offline. You are back in the queue.")
+            await self._requeue_operator_chats(
+                op, f"{op.record.name} went offline. You are back in the queue."
+            )
         await self.dispatch()
         return op
 
     def _send_status(self, op: LiveOperator) -> None:
         if op.conn is None:
             return
-        op.conn.send_frame({"type": "status", "status": op.status.value,
-                            "load": len(op.chats), "capacity": op.record.capacity})
+        op.conn.send_frame(
+            {
+                "type": "status",
+                "status": op.status.value,
+                "load": len(op.chats),
+                "capacity": op.record.capacity,
+            }
+        )
 
     def _own_chat(self, op: LiveOperator, session_id: str) -> LiveSession:
         live = self.sessions.get(SessionId(session_id))
@@ -761,7 +864,9 @@ class Hub:
             raise ChatClosed("this chat has ended")
         return live
 
-    async def operator_frame(self, conn: Connection, op: LiveOperator, frame: dict[str, Any]) -> None:
+    async def operator_frame(
+        self, conn: Connection, op: LiveOperator, frame: dict[str, Any]
+    ) -> None:
         kind = frame["type"]
         if kind == "message":
             self.messages_in += 1
@@ -776,20 +881,45 @@ class Hub:
                 raise
             if self._closing:
                 raise Unavailable("the server is shutting down", ref=cmid)
-            self._append(live, Sender.OPERATOR, frame["text"], sender_id=op.operator_id,
-                         author=op.record.name, client_msg_id=cmid, origin=conn)
+            self._append(
+                live,
+                Sender.OPERATOR,
+                frame["text"],
+                sender_id=op.operator_id,
+                author=op.record.name,
+                client_msg_id=cmid,
+                origin=conn,
+            )
         elif kind == "typing":
             live = self._own_chat(op, frame["session_id"])
-            self._send_visitors(live, Outgoing({"type": "typing", "session_id": live.session_id,
-                                                "from": "operator", "active": frame["active"]}))
+            self._send_visitors(
+                live,
+                Outgoing(
+                    {
+                        "type": "typing",
+                        "session_id": live.session_id,
+                        "from": "operator",
+                        "active": frame["active"],
+                    }
+                ),
+            )
         elif kind == "read":
             live = self._own_chat(op, frame["session_id"])
             if live.chat.mark_read(False, frame["seq"]):
-                self.store.submit_session_update(live.session_id,
-                                                 operator_read_seq=live.chat.operator_read_seq)
-                self._send_visitors(live, Outgoing({"type": "read", "session_id": live.session_id,
-                                                    "by": "operator",
-                                                    "seq": live.chat.operator_read_seq}))
+                self.store.submit_session_update(
+                    live.session_id, operator_read_seq=live.chat.operator_read_seq
+                )
+                self._send_visitors(
+                    live,
+                    Outgoing(
+                        {
+                            "type": "read",
+                            "session_id": live.session_id,
+                            "by": "operator",
+                            "seq": live.chat.operator_read_seq,
+                        }
+                    ),
+                )
         elif kind == "status":
             try:
                 status = OperatorStatus(frame["status"])
@@ -799,7 +929,8 @@ class Hub:
             await self.presence.set_status(op.operator_id, status)
             if status is OperatorStatus.OFFLINE:
                 await self._requeue_operator_chats(
-                    op, f"{op.record.name} went offline. You are back in the queue.")
+                    op, f"{op.record.name} went offline. You are back in the queue."
+                )
             self._send_status(op)
             self._queue_dirty = True
             await self.dispatch()
@@ -818,18 +949,24 @@ class Hub:
             allowed = op.operator_id in (live.chat.operator_id, live.chat.previous_operator)
         else:
             record = await self.store.session(session_id)
-            allowed = record is not None and op.operator_id in (record.operator_id, record.previous_operator)
+            allowed = record is not None and op.operator_id in (
+                record.operator_id,
+                record.previous_operator,
+            )
         if not allowed and op.record.role in (Role.SUPERVISOR, Role.ADMIN):
             allowed = live is not None or await self.store.session(session_id) is not None
         if not allowed:
             raise UnknownSession(f"no chat {session_id[:64]} for you")
         limit = min(max(1, frame.get("limit") or HISTORY_PAGE), 2000)
         rows = await self.store.messages_after(session_id, frame.get("after_seq") or 0, limit)
-        conn.send_frame({
-            "type": "history", "session_id": session_id,
-            "messages": [r.to_frame() for r in rows],
-            "last_seq": rows[-1].seq if rows else (frame.get("after_seq") or 0),
-        })
+        conn.send_frame(
+            {
+                "type": "history",
+                "session_id": session_id,
+                "messages": [r.to_frame() for r in rows],
+                "last_seq": rows[-1].seq if rows else (frame.get("after_seq") or 0),
+            }
+        )
 
     async def operator_gone(self, conn: Connection, op: LiveOperator) -> None:
         if op.conn is not conn:
@@ -856,7 +993,8 @@ class Hub:
         op.status = OperatorStatus.OFFLINE
         await self.presence.set_status(op.operator_id, OperatorStatus.OFFLINE)
         await self._requeue_operator_chats(
-            op, f"{op.record.name} lost the connection. You are back in the queue.")
+            op, f"{op.record.name} lost the connection. You are back in the queue."
+        )
         await self.dispatch()
 
     # ----------------------------------------------------------------- queue
@@ -866,16 +1004,18 @@ class Hub:
         listed = []
         for position, entry in enumerate(entries[:50], start=1):
             live = self.sessions.get(entry.session_id)
-            listed.append({
-                "session_id": entry.session_id,
-                "name": live.visitor.name if live else None,
-                "priority": entry.priority.label,
-                "waiting_since": int(entry.enqueued_at * 1000),
-                "waiting_seconds": round(now - entry.enqueued_at, 1),
-                "position": position,
-                "requeued": entry.requeued,
-                "preview": live.preview if live else None,
-            })
+            listed.append(
+                {
+                    "session_id": entry.session_id,
+                    "name": live.visitor.name if live else None,
+                    "priority": entry.priority.label,
+                    "waiting_since": int(entry.enqueued_at * 1000),
+                    "waiting_seconds": round(now - entry.enqueued_at, 1),
+                    "position": position,
+                    "requeued": entry.requeued,
+                    "preview": live.preview if live else None,
+                }
+            )
         return {"total": len(entries), "entries": listed}
 
     async def _tick_loop(self) -> None:
@@ -916,4 +1056,3 @@ class Hub:
             "store_batches": self.store.batches,
             "store_writes": self.store.writes,
         }
-

@@ -79,7 +79,9 @@ def decode(data: str | bytes) -> dict[str, Any]:
     try:
         frame = json.loads(data) if isinstance(data, str) else msgpack.unpackb(data, raw=False)
     except (ValueError, msgpack.UnpackException, TypeError) as exc:
-        raise BadFrame(f"frame is not valid {'JSON' if isinstance(data, str) else 'msgpack'}") from exc
+        raise BadFrame(
+            f"frame is not valid {'JSON' if isinstance(data, str) else 'msgpack'}"
+        ) from exc
     if not isinstance(frame, dict):
         raise BadFrame("frame must be an object")
     if not isinstance(frame.get("type"), str):

@@ -69,8 +69,16 @@ class ServerProcess:
 
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "chatserver", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "chatserver",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -125,7 +133,9 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
         code = server.stop()
         assert "Traceback" not in server.log(), server.log()[-5000:]
         # uvicorn re-raises SIGTERM after a graceful shutdown.
-        assert code in (None, 0, -signal.SIGTERM), f"server exited with {code}: {server.log()[-3000:]}"
+        assert code in (None, 0, -signal.SIGTERM), (
+            f"server exited with {code}: {server.log()[-3000:]}"
+        )
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from websockets.exceptions import InvalidStatus
 from chatserver.client import ClientError, OperatorClient, VisitorClient
 
 
-
 def count(server, sql, *params):
     conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
     try:
@@ -128,11 +127,13 @@ async def test_visitor_cannot_touch_another_visitors_session(server, clients):
     # session is its token, and a session id is not one.
     with pytest.raises(ClientError):
         await VisitorClient.connect(server.url, token=alice.session_id)
-    await mallory.send_frame({"type": "message", "client_msg_id": "m", "text": "hi",
-                              "session_id": alice.session_id})
+    await mallory.send_frame(
+        {"type": "message", "client_msg_id": "m", "text": "hi", "session_id": alice.session_id}
+    )
     await mallory.wait_for("ack")
-    assert count(server, "SELECT COUNT(*) FROM messages WHERE session_id = ?",
-                 alice.session_id) == 2  # alice's message + "joined"
+    assert (
+        count(server, "SELECT COUNT(*) FROM messages WHERE session_id = ?", alice.session_id) == 2
+    )  # alice's message + "joined"
     assert not [m for m in alice.seen("message") if m["text"] == "hi"]
 
 
@@ -178,13 +179,17 @@ async def test_operator_endpoint_is_same_origin_only(server):
 async def test_login_errors(server):
     server.add_operator("anna")
     async with httpx.AsyncClient(base_url=server.http_url) as http:
-        assert (await http.post("/api/login", json={"username": "anna", "password": "no"})
-                ).status_code == 401
-        assert (await http.post("/api/login", json={"username": "nobody", "password": "x"})
-                ).status_code == 401
+        assert (
+            await http.post("/api/login", json={"username": "anna", "password": "no"})
+        ).status_code == 401
+        assert (
+            await http.post("/api/login", json={"username": "nobody", "password": "x"})
+        ).status_code == 401
         assert (await http.post("/api/login", content=b"{oops")).status_code == 400
         assert (await http.post("/api/login", json=["a"])).status_code == 400
-        assert (await http.post("/api/login", json={"username": 1, "password": 2})).status_code == 400
+        assert (
+            await http.post("/api/login", json={"username": 1, "password": 2})
+        ).status_code == 400
         assert (await http.get("/api/login")).status_code == 405
 
 

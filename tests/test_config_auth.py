@@ -62,7 +62,7 @@ def test_operator_tokens():
         tokens.verify(token, now=1061)
     with pytest.raises(Unauthorized):
         OperatorTokens(b"other" * 8, ttl=60).verify(token, now=1030)
-    op, expiry, sig = token.split(".")
+    _, expiry, sig = token.split(".")
     with pytest.raises(Unauthorized):
         tokens.verify(f"o_2.{expiry}.{sig}", now=1030)
     with pytest.raises(Unauthorized):
@@ -78,7 +78,10 @@ def test_passwords():
 
 def test_identity():
     sig = sign_identity("K-1", "vip", "secret")
-    assert verify_identity({"customer_id": "K-1", "plan": "vip", "sig": sig}, "secret") == ("K-1", "vip")
+    assert verify_identity({"customer_id": "K-1", "plan": "vip", "sig": sig}, "secret") == (
+        "K-1",
+        "vip",
+    )
     with pytest.raises(Unauthorized):
         verify_identity({"customer_id": "K-1", "plan": "free", "sig": sig}, "secret")
     with pytest.raises(BadFrame):

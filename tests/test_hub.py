@@ -11,12 +11,12 @@ from chatserver.auth import sign_identity
 from chatserver.client import ClientError, OperatorClient, VisitorClient
 
 
-
 def stored_messages(server, session_id):
     conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
     try:
         return conn.execute(
-            "SELECT seq, sender, text, client_msg_id FROM messages WHERE session_id = ? ORDER BY seq",
+            "SELECT seq, sender, text, client_msg_id FROM messages"
+            " WHERE session_id = ? ORDER BY seq",
             (session_id,),
         ).fetchall()
     finally:
@@ -27,8 +27,12 @@ async def test_visitor_and_operator_chat_both_ways(server, clients):
     server.add_operator("anna", name="Anna")
     op = await server.operator("anna")
     clients.append(op)
-    visitor = await server.visitor(name="Vera", email="vera@example.ch",
-                                   page_url="https://shop.example/cart", user_agent="UA/1")
+    visitor = await server.visitor(
+        name="Vera",
+        email="vera@example.ch",
+        page_url="https://shop.example/cart",
+        user_agent="UA/1",
+    )
     clients.append(visitor)
     assert visitor.welcome["state"] == "new" and visitor.welcome["resumed"] is False
 
@@ -54,8 +58,12 @@ async def test_visitor_and_operator_chat_both_ways(server, clients):
     # typing both ways, not stored
     await visitor.send_frame({"type": "typing", "active": True})
     typing = await op.wait_for("typing")
-    assert typing == {"type": "typing", "session_id": visitor.session_id,
-                      "from": "visitor", "active": True}
+    assert typing == {
+        "type": "typing",
+        "session_id": visitor.session_id,
+        "from": "visitor",
+        "active": True,
+    }
     await op.send_frame({"type": "typing", "session_id": visitor.session_id, "active": True})
     assert (await visitor.wait_for("typing"))["from"] == "operator"
 
@@ -100,7 +108,9 @@ async def test_operator_closes_chat_and_capacity_is_freed(server, clients):
     with pytest.raises(ClientError) as err:
         await op.send_to(v1.session_id, "operator after close")
     assert err.value.code == "chat_closed"
-    assert [r[2] for r in stored_messages(server, v1.session_id)][-1] == "The operator ended the chat."
+    assert [r[2] for r in stored_messages(server, v1.session_id)][
+        -1
+    ] == "The operator ended the chat."
 
 
 async def test_queue_is_oldest_first_with_priority_and_positions(make_server, clients):
@@ -116,7 +126,11 @@ async def test_queue_is_oldest_first_with_priority_and_positions(make_server, cl
         await asyncio.sleep(0.02)
     vip = await server.visitor(
         name="VIP",
-        identity={"customer_id": "K-100", "plan": "vip", "sig": sign_identity("K-100", "vip", "s3cret")},
+        identity={
+            "customer_id": "K-100",
+            "plan": "vip",
+            "sig": sign_identity("K-100", "vip", "s3cret"),
+        },
     )
     clients.append(vip)
     await vip.send("VIP here")
@@ -235,8 +249,9 @@ async def test_operator_reconnect_within_grace_keeps_chats(make_server, clients)
     last = chat["last_seq"]
     await anna.close()
     await v.send("are you there?")
-    anna2 = await OperatorClient.connect(server.url, token=token, status=None,
-                                         sessions={v.session_id: last})
+    anna2 = await OperatorClient.connect(
+        server.url, token=token, status=None, sessions={v.session_id: last}
+    )
     clients.append(anna2)
     assert [c["session_id"] for c in anna2.welcome["chats"]] == [v.session_id]
     assert anna2.welcome["operator"]["status"] == "online"
@@ -432,12 +447,13 @@ async def test_history_is_only_for_the_chats_operator(server, clients):
     await anna.next_chat()
     await anna.send_frame({"type": "history", "session_id": v.session_id})
     hist = await anna.wait_for("history")
-    assert [m["text"] for m in hist["messages"]][0] == "private"
+    assert hist["messages"][0]["text"] == "private"
     await ben.send_frame({"type": "history", "session_id": v.session_id})
     err = await ben.wait_for("error")
     assert err["code"] == "unknown_session"
-    await ben.send_frame({"type": "message", "session_id": v.session_id,
-                          "client_msg_id": "x", "text": "intrude"})
+    await ben.send_frame(
+        {"type": "message", "session_id": v.session_id, "client_msg_id": "x", "text": "intrude"}
+    )
     err = await ben.wait_for("error")
     assert err["code"] == "not_assigned" and err["ref"] == "x"
     assert "intrude" not in [r[2] for r in stored_messages(server, v.session_id)]

@@ -9,8 +9,14 @@ from chatserver.routing import QueueEntry, Router
 from chatserver.types import OperatorId, OperatorStatus, Priority, SessionId
 
 
-def op(router: Router, name: str, capacity: int = 2, status=OperatorStatus.ONLINE,
-       departments=(), now: float = 0.0) -> OperatorId:
+def op(
+    router: Router,
+    name: str,
+    capacity: int = 2,
+    status=OperatorStatus.ONLINE,
+    departments=(),
+    now: float = 0.0,
+) -> OperatorId:
     oid = OperatorId(name)
     router.upsert_operator(oid, capacity=capacity, departments=departments)
     router.set_status(oid, status, now)
@@ -126,8 +132,10 @@ def test_remove_and_reenqueue():
 )
 def test_never_over_capacity_and_each_chat_assigned_once(capacities, events):
     r = Router()
-    ops = [op(r, f"o{i}", capacity=c, departments={"t"} if i % 2 else ()) for i, c in
-           enumerate(capacities)]
+    ops = [
+        op(r, f"o{i}", capacity=c, departments={"t"} if i % 2 else ())
+        for i, c in enumerate(capacities)
+    ]
     assigned: dict[str, OperatorId] = {}
     open_chats: dict[OperatorId, list[str]] = {o: [] for o in ops}
     counter = 0

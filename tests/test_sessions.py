@@ -42,7 +42,12 @@ def test_new_session_cannot_be_assigned_or_requeued(action):
 def test_closed_is_final():
     c = chat()
     c.close(1.0)
-    for act in (c.start_waiting, c.requeue, lambda: c.close(2), lambda: c.assign(OperatorId("a"), 1)):
+    for act in (
+        c.start_waiting,
+        c.requeue,
+        lambda: c.close(2),
+        lambda: c.assign(OperatorId("a"), 1),
+    ):
         with pytest.raises(ChatClosed):
             act()
 

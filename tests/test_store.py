@@ -12,7 +12,6 @@ from chatserver.store.sqlite import SCHEMA_VERSION, SqliteStore, connect_sync, m
 from chatserver.types import SessionId, SessionState
 
 
-
 def msg(session: str, seq: int, cmid: str | None = None) -> MessageRecord:
     return MessageRecord(SessionId(session), seq, 1000 + seq, "visitor", None, "V", f"m{seq}", cmid)
 
@@ -58,7 +57,9 @@ async def test_session_updates_and_open_sessions(tmp_path):
     with pytest.raises(ValueError):
         store.submit_session_update(SessionId("a"), token_hash="x")
     opened = await store.open_sessions()
-    assert [(s.session_id, s.state, s.enqueued_at) for s in opened] == [("a", SessionState.WAITING, 5.0)]
+    assert [(s.session_id, s.state, s.enqueued_at) for s in opened] == [
+        ("a", SessionState.WAITING, 5.0)
+    ]
     assert (await store.session_by_token_hash("b")).session_id == "b"
     assert await store.session_by_token_hash("zzz") is None
     await store.close()

@@ -127,9 +127,7 @@ class Store(Protocol):
         """Queue a session insert."""
         ...
 
-    def submit_session_update(
-        self, session_id: SessionId, **fields: Any
-    ) -> asyncio.Future[None]:
+    def submit_session_update(self, session_id: SessionId, **fields: Any) -> asyncio.Future[None]:
         """Queue an update of ``fields`` (names from ``SESSION_UPDATABLE``)."""
         ...
 

@@ -88,9 +88,7 @@ _SESSION_COLUMNS = (
     " customer_id, plan, priority, department, operator_id, previous_operator, assigned_at,"
     " enqueued_at, closed_at, visitor_read_seq, operator_read_seq"
 )
-_INSERT_SESSION = (
-    f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join(['?'] * 19)})"
-)
+_INSERT_SESSION = f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join(['?'] * 19)})"
 _SELECT_SESSION = (
     f"SELECT {_SESSION_COLUMNS},"
     " (SELECT COALESCE(MAX(seq), 0) FROM messages m WHERE m.session_id = s.id)"
