@@ -26,6 +26,10 @@ class Presence(Protocol):
         """Set status; an operator must be registered first."""
         ...
 
+    async def heartbeat(self) -> None:
+        """Keep this node's operators alive; called every few seconds by the hub."""
+        ...
+
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         """Adjust load, e.g. ``-1`` when a chat closes or is re-queued; never below 0."""
         ...

@@ -25,6 +25,9 @@ class MemoryPresence:
         self.router.set_status(operator_id, status, self._clock())
         return self.router.operators[operator_id]
 
+    async def heartbeat(self) -> None:
+        """Nothing to refresh: this process is the only node."""
+
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         if operator_id in self.router.operators:
             self.router.add_load(operator_id, delta)
