@@ -120,10 +120,7 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"added operator {args.username} ({operator_id}),"
-        f" role {args.role}"
-    )
+    print(f"added operator {args.username} ({operator_id}), role {args.role}")
     return 0
 
 

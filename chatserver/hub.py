@@ -37,7 +37,7 @@ from .protocol import Outgoing
 from .routing import QueueEntry
 from .sessions import ChatSession
 from .store.base import MessageRecord, OperatorRecord, SessionRecord
-from .store.sqlite import SqliteStore
+from .store.sqlite import DuplicateMessage, SqliteStore
 from .types import (
     PLAN_PRIORITY,
     NodeId,
@@ -331,12 +331,11 @@ class Hub:
     ) -> asyncio.Future[int]:
         """Store a message and, once committed, ack ``origin`` and fan it out.
 
-        Returns a future resolving to the seq when durable.
+        Returns a future resolving to the seq (given by the store) when durable.
         """
-        seq = live.chat.next_seq()
         record = MessageRecord(
             live.session_id,
-            seq,
+            0,
             now_ms(),
             sender.value,
             sender_id,
@@ -350,44 +349,64 @@ class Hub:
         if key is not None:
             live.inflight[key] = result
 
-        def committed(fut: asyncio.Future[None]) -> None:
+        def committed(fut: asyncio.Future[int]) -> None:
             if key is not None:
                 live.inflight.pop(key, None)
             exc = fut.exception()
+            if isinstance(exc, DuplicateMessage):
+                # Stored before (by another connection or node): ack, deliver nothing.
+                if key is not None:
+                    live.client_ids[key] = exc.seq
+                result.set_result(exc.seq)
+                if origin is not None:
+                    origin.send_frame(self._ack(client_msg_id, exc.seq, duplicate=True))
+                return
             if exc is not None:
-                log.error("store write failed for %s seq %d: %s", live.session_id, seq, exc)
+                log.error("store write failed for %s: %s", live.session_id, exc)
                 result.set_exception(Unavailable("the message could not be stored"))
                 if origin is not None:
                     origin.send_frame(
                         Unavailable("the message could not be stored", ref=client_msg_id).to_frame()
                     )
                 return
+            seq = fut.result()
             if key is not None:
                 live.client_ids[key] = seq
             result.set_result(seq)
             if origin is not None:
-                origin.send_frame(
-                    {
-                        "type": "ack",
-                        "client_msg_id": client_msg_id,
-                        "seq": seq,
-                        "ts": record.ts,
-                        "duplicate": False,
-                    }
-                )
-            out = Outgoing(record.to_frame())
-            for conn in live.conns:
-                if conn is not origin:
-                    conn.deliver(seq, out)
-                    self.messages_out += 1
-            op_conn = self._operator_conn(live)
-            if op_conn is not None and op_conn is not origin:
-                op_conn.deliver(seq, out)
-                self.messages_out += 1
-            self._evict_if_idle(live)
+                origin.send_frame(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
+            self._deliver(live, record, origin)
 
         self.store.submit_message(record).add_done_callback(committed)
         return result
+
+    @staticmethod
+    def _ack(
+        client_msg_id: str | None, seq: int, *, duplicate: bool, ts: int | None = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "ack",
+            "client_msg_id": client_msg_id,
+            "seq": seq,
+            "ts": ts if ts is not None else now_ms(),
+            "duplicate": duplicate,
+        }
+
+    def _deliver(
+        self, live: LiveSession, record: MessageRecord, origin: Connection | None = None
+    ) -> None:
+        """Fan a committed message out to this node's participants, in seq order."""
+        live.chat.note_seq(record.seq)
+        out = Outgoing(record.to_frame())
+        for conn in live.conns:
+            if conn is not origin:
+                conn.deliver(record.seq, out)
+                self.messages_out += 1
+        op_conn = self._operator_conn(live)
+        if op_conn is not None and op_conn is not origin:
+            op_conn.deliver(record.seq, out)
+            self.messages_out += 1
+        self._evict_if_idle(live)
 
     def _resend(
         self, live: LiveSession, conn: Connection, sender: Sender, client_msg_id: str
@@ -396,30 +415,14 @@ class Hub:
         key = (sender.value, client_msg_id)
         seq = live.client_ids.get(key)
         if seq is not None:
-            conn.send_frame(
-                {
-                    "type": "ack",
-                    "client_msg_id": client_msg_id,
-                    "seq": seq,
-                    "ts": now_ms(),
-                    "duplicate": True,
-                }
-            )
+            conn.send_frame(self._ack(client_msg_id, seq, duplicate=True))
             return True
         pending = live.inflight.get(key)
         if pending is not None:
 
             def done(fut: asyncio.Future[int]) -> None:
                 if not fut.exception():
-                    conn.send_frame(
-                        {
-                            "type": "ack",
-                            "client_msg_id": client_msg_id,
-                            "seq": fut.result(),
-                            "ts": now_ms(),
-                            "duplicate": True,
-                        }
-                    )
+                    conn.send_frame(self._ack(client_msg_id, fut.result(), duplicate=True))
 
             pending.add_done_callback(done)
             return True

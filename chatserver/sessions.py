@@ -78,9 +78,10 @@ class ChatSession:
         self.closed_at = now
         return before
 
-    def next_seq(self) -> int:
-        self.last_seq += 1
-        return self.last_seq
+    def note_seq(self, seq: int) -> None:
+        """A message with ``seq`` was stored (seqs are given by the store)."""
+        if seq > self.last_seq:
+            self.last_seq = seq
 
     def mark_read(self, by_visitor: bool, seq: int) -> bool:
         """Record a read receipt; ``True`` if it moved forward. ``seq`` is clamped."""

@@ -245,8 +245,9 @@ async def test_operator_reconnect_within_grace_keeps_chats(make_server, clients)
     v = await server.visitor()
     clients.append(v)
     await v.send("hello")
-    chat = await anna.next_chat()
-    last = chat["last_seq"]
+    await anna.next_chat()
+    await anna.wait_for("message", lambda f: f.get("event") == "assigned")
+    last = max(f["seq"] for f in anna.seen("message"))
     await anna.close()
     await v.send("are you there?")
     anna2 = await OperatorClient.connect(

@@ -15,7 +15,9 @@ def chat() -> ChatSession:
 
 def test_happy_path_and_seq():
     c = chat()
-    assert c.next_seq() == 1 and c.next_seq() == 2
+    c.note_seq(2)
+    c.note_seq(1)
+    assert c.last_seq == 2
     c.start_waiting()
     c.assign(OperatorId("anna"), 5.0)
     assert c.state is SessionState.ASSIGNED and c.assigned_at == 5.0
@@ -61,8 +63,7 @@ def test_waiting_twice_is_refused():
 
 def test_read_marks_only_move_forward_and_are_clamped():
     c = chat()
-    for _ in range(3):
-        c.next_seq()
+    c.note_seq(3)
     assert c.mark_read(True, 2)
     assert not c.mark_read(True, 1)
     assert c.mark_read(True, 99) and c.visitor_read_seq == 3

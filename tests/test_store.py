@@ -8,7 +8,13 @@ import sqlite3
 import pytest
 
 from chatserver.store.base import MessageRecord, SessionRecord
-from chatserver.store.sqlite import SCHEMA_VERSION, SqliteStore, connect_sync, migrate
+from chatserver.store.sqlite import (
+    SCHEMA_VERSION,
+    DuplicateMessage,
+    SqliteStore,
+    connect_sync,
+    migrate,
+)
 from chatserver.types import SessionId, SessionState
 
 
@@ -25,8 +31,8 @@ async def open_store(tmp_path) -> SqliteStore:
 async def test_many_writes_commit_in_few_batches(tmp_path):
     store = await open_store(tmp_path)
     await store.submit_session(SessionRecord(SessionId("s1"), "h", SessionState.NEW, 0.0))
-    futures = [store.submit_message(msg("s1", i, f"c{i}")) for i in range(1, 1001)]
-    await asyncio.gather(*futures)
+    futures = [store.submit_message(msg("s1", 0, f"c{i}")) for i in range(1, 1001)]
+    assert await asyncio.gather(*futures) == list(range(1, 1001))
     assert store.writes == 1001
     assert store.batches <= 10, f"{store.batches} batches: no group commit"
     rows = await store.messages_after(SessionId("s1"), 990, 100)
@@ -38,14 +44,16 @@ async def test_many_writes_commit_in_few_batches(tmp_path):
 
 async def test_a_failing_write_does_not_sink_its_batch(tmp_path):
     store = await open_store(tmp_path)
-    ok1 = store.submit_message(msg("s1", 1, "a"))
-    dup = store.submit_message(msg("s1", 2, "a"))  # same client_msg_id: unique violation
-    ok2 = store.submit_message(msg("s1", 3, "b"))
-    await ok1
-    await ok2
-    with pytest.raises(sqlite3.IntegrityError):
+    ok1 = store.submit_message(msg("s1", 0, "a"))
+    dup = store.submit_message(msg("s1", 0, "a"))  # same client_msg_id: unique violation
+    ok2 = store.submit_message(msg("s1", 0, "b"))
+    assert await ok1 == 1
+    assert await ok2 == 2  # no gap where the duplicate was refused
+    with pytest.raises(DuplicateMessage) as err:
         await dup
-    assert [r.seq for r in await store.messages_after(SessionId("s1"), 0, 10)] == [1, 3]
+    assert err.value.seq == 1
+    rows = await store.messages_after(SessionId("s1"), 0, 10)
+    assert [(r.seq, r.client_msg_id) for r in rows] == [(1, "a"), (2, "b")]
     await store.close()
 
 
@@ -93,11 +101,15 @@ def test_migrates_an_empty_file_and_refuses_a_newer_schema(tmp_path):
 async def test_two_stores_share_one_file(tmp_path):
     a = await open_store(tmp_path)
     b = await open_store(tmp_path)
-    await asyncio.gather(
-        *(a.submit_message(msg("x", i)) for i in range(1, 201)),
-        *(b.submit_message(msg("y", i)) for i in range(1, 201)),
+    # Both processes' stores write the same sessions: the seqs interleave
+    # without collision or gap, because the store numbers inside the write lock.
+    seqs = await asyncio.gather(
+        *(a.submit_message(msg("x", 0)) for _ in range(200)),
+        *(b.submit_message(msg("x", 0)) for _ in range(200)),
+        *(b.submit_message(msg("y", 0)) for _ in range(100)),
     )
-    assert len(await a.messages_after(SessionId("y"), 0, 500)) == 200
-    assert len(await b.messages_after(SessionId("x"), 0, 500)) == 200
+    assert sorted(seqs[:400]) == list(range(1, 401))
+    assert sorted(seqs[400:]) == list(range(1, 101))
+    assert len(await a.messages_after(SessionId("y"), 0, 500)) == 100
     await a.close()
     await b.close()

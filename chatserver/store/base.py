@@ -119,11 +119,16 @@ class Store(Protocol):
         """Flush pending writes and release resources."""
 
     # -- group-committed writes -------------------------------------------
-    def submit_message(self, message: MessageRecord) -> asyncio.Future[None]:
-        """Queue a message insert; the future resolves when it is committed."""
+    def submit_message(self, message: MessageRecord) -> asyncio.Future[int]:
+        """Queue a message insert; the future resolves to its seq when committed.
+
+        The store numbers each session's messages (``message.seq`` is set at
+        commit), so any number of processes may write one session. A second
+        insert of a sender's ``client_msg_id`` fails with ``DuplicateMessage``.
+        """
         ...
 
-    def submit_session(self, record: SessionRecord) -> asyncio.Future[None]:
+    def submit_session(self, record: SessionRecord) -> asyncio.Future[int]:
         """Queue a session insert."""
         ...
 

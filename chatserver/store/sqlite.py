@@ -9,13 +9,14 @@ writer and lets several processes share one file (busy timeout 5 s).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import dataclasses
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -23,6 +24,8 @@ from ..types import OperatorId, Priority, SessionId, SessionState
 from .base import SESSION_UPDATABLE, MessageRecord, OperatorRecord, SessionRecord
 
 log = logging.getLogger("chatserver.store")
+
+_T = TypeVar("_T")
 
 # Each entry migrates from version i to i + 1. Never edit a landed entry.
 MIGRATIONS: list[str] = [
@@ -100,7 +103,16 @@ _SELECT_SESSION = (
 class _Write:
     sql: str
     params: tuple[Any, ...]
-    future: asyncio.Future[None]
+    future: asyncio.Future[int]
+    message: MessageRecord | None = None  # its seq is assigned at commit
+
+
+class DuplicateMessage(Exception):
+    """The message's ``client_msg_id`` is already stored (by any process) as ``seq``."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"already stored as seq {seq}")
+        self.seq = seq
 
 
 def connect_sync(path: Path) -> sqlite3.Connection:
@@ -138,6 +150,20 @@ def migrate(conn: sqlite3.Connection) -> int:
             raise
         log.info("store migrated to schema version %d", version + 1)
     return found
+
+
+def _message_params(m: MessageRecord) -> tuple[Any, ...]:
+    return (
+        m.session_id,
+        m.seq,
+        m.ts,
+        m.sender,
+        m.sender_id,
+        m.author,
+        m.text,
+        m.client_msg_id,
+        m.event,
+    )
 
 
 def _session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionRecord:
@@ -188,7 +214,8 @@ class SqliteStore:
         self.path = path
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch
-        self._writer: aiosqlite.Connection | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[_Write] = []
         self._wake = asyncio.Event()
@@ -203,15 +230,28 @@ class SqliteStore:
     # -- lifecycle ---------------------------------------------------------
     async def open(self) -> None:
         await asyncio.to_thread(lambda: connect_sync(self.path).close())
-        self._writer = await self._connect()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        self._wconn = await self._in_writer(self._connect_writer)
         self._reader = await self._connect()
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        return conn
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
         return conn
 
     async def close(self) -> None:
@@ -220,22 +260,29 @@ class SqliteStore:
         if self._task is not None:
             await self._task
             self._task = None
-        for conn in (self._writer, self._reader):
-            if conn is not None:
-                await conn.close()
-        self._writer = self._reader = None
+        if self._wconn is not None:
+            await self._in_writer(self._wconn.close)
+            self._wconn = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
 
     @property
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done()
 
     # -- group commit ------------------------------------------------------
-    def _submit(self, sql: str, params: tuple[Any, ...]) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def _submit(
+        self, sql: str, params: tuple[Any, ...], message: MessageRecord | None = None
+    ) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self._closing and self._task is None:
             future.set_exception(RuntimeError("store is closed"))
             return future
-        self._pending.append(_Write(sql, params, future))
+        self._pending.append(_Write(sql, params, future, message))
         self._wake.set()
         return future
 
@@ -246,76 +293,116 @@ class SqliteStore:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                await self._commit(batch)
+                started = time.perf_counter()
+                try:
+                    outcomes = await self._in_writer(self._commit_sync, batch)
+                except Exception as exc:  # the writer thread itself failed
+                    log.exception("store writer failed")
+                    outcomes = [exc] * len(batch)
+                self.batches += 1
+                self.last_batch_size = len(batch)
+                self.last_batch_seconds = time.perf_counter() - started
+                for write, outcome in zip(batch, outcomes, strict=True):
+                    if write.future.done():
+                        continue
+                    if outcome is None:
+                        self.writes += 1
+                        write.future.set_result(write.message.seq if write.message else 0)
+                    else:
+                        write.future.set_exception(outcome)
             if self._closing:
                 return
 
-    async def _commit(self, batch: list[_Write]) -> None:
-        assert self._writer is not None
-        started = time.perf_counter()
-        try:
-            await self._execute_batch(batch)
-        except sqlite3.Error as exc:
-            # Isolate the failing write(s): retry one by one so one bad write
-            # cannot sink the batch.
-            log.warning("batch of %d failed (%s); retrying singly", len(batch), exc)
-            with contextlib.suppress(sqlite3.Error):
-                await self._writer.rollback()
-            for write in batch:
-                try:
-                    await self._execute_batch([write])
-                except sqlite3.Error as single:
-                    if not write.future.done():
-                        write.future.set_exception(single)
-                else:
-                    self.writes += 1
-                    if not write.future.done():
-                        write.future.set_result(None)
-            self.batches += 1
-            return
-        self.batches += 1
-        self.writes += len(batch)
-        self.last_batch_size = len(batch)
-        self.last_batch_seconds = time.perf_counter() - started
-        for write in batch:
-            if not write.future.done():
-                write.future.set_result(None)
+    def _commit_sync(self, batch: list[_Write]) -> list[BaseException | None]:
+        """On the writer thread: commit ``batch`` in one transaction.
 
-    async def _execute_batch(self, batch: list[_Write]) -> None:
-        assert self._writer is not None
-        await self._writer.execute("BEGIN IMMEDIATE")
+        If that fails, each write is retried alone so one bad write cannot sink
+        the others; the outcome of each write is returned in order.
+        """
         try:
+            self._run_sync(batch)
+            return [None] * len(batch)
+        except sqlite3.Error as exc:
+            if len(batch) == 1:
+                return [self._explain(batch[0], exc)]
+            log.warning("batch of %d failed (%s); retrying singly", len(batch), exc)
+        outcomes: list[BaseException | None] = []
+        for write in batch:
+            try:
+                self._run_sync([write])
+                outcomes.append(None)
+            except sqlite3.Error as exc:
+                outcomes.append(self._explain(write, exc))
+        return outcomes
+
+    def _explain(self, write: _Write, exc: sqlite3.Error) -> BaseException:
+        """Turn a unique violation on ``client_msg_id`` into :class:`DuplicateMessage`."""
+        m = write.message
+        if (
+            m is not None
+            and m.client_msg_id is not None
+            and isinstance(exc, sqlite3.IntegrityError)
+        ):
+            assert self._wconn is not None
+            row = self._wconn.execute(
+                "SELECT seq FROM messages"
+                " WHERE session_id = ? AND sender = ? AND client_msg_id = ?",
+                (m.session_id, m.sender, m.client_msg_id),
+            ).fetchone()
+            if row is not None:
+                return DuplicateMessage(int(row[0]))
+        return exc
+
+    def _run_sync(self, batch: list[_Write]) -> None:
+        conn = self._wconn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            messages = [w.message for w in batch if w.message is not None]
+            if messages:
+                # Seqs come from the store, inside the write lock: every process
+                # sharing the file numbers one session's messages without gaps.
+                sessions = list({m.session_id for m in messages})
+                marks = ",".join("?" * len(sessions))
+                top: dict[str, int] = dict(
+                    conn.execute(
+                        f"SELECT session_id, MAX(seq) FROM messages WHERE session_id IN ({marks})"
+                        " GROUP BY session_id",
+                        sessions,
+                    ).fetchall()
+                )
+                for m in messages:
+                    m.seq = top.get(m.session_id, 0) + 1
+                    top[m.session_id] = m.seq
             start = 0
             while start < len(batch):
                 end = start + 1
                 sql = batch[start].sql
                 while end < len(batch) and batch[end].sql == sql:
                     end += 1
-                await self._writer.executemany(sql, [w.params for w in batch[start:end]])
+                conn.executemany(
+                    sql,
+                    [
+                        _message_params(w.message) if w.message else w.params
+                        for w in batch[start:end]
+                    ],
+                )
                 start = end
-            await self._writer.commit()
+            conn.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                await self._writer.rollback()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
-    def submit_message(self, message: MessageRecord) -> asyncio.Future[None]:
-        return self._submit(
-            _INSERT_MESSAGE,
-            (
-                message.session_id,
-                message.seq,
-                message.ts,
-                message.sender,
-                message.sender_id,
-                message.author,
-                message.text,
-                message.client_msg_id,
-                message.event,
-            ),
-        )
+    def submit_message(self, message: MessageRecord) -> asyncio.Future[int]:
+        """Queue an insert; the future resolves to the seq the store gave it.
 
-    def submit_session(self, record: SessionRecord) -> asyncio.Future[None]:
+        It fails with :class:`DuplicateMessage` if the sender's ``client_msg_id``
+        is already stored.
+        """
+        return self._submit(_INSERT_MESSAGE, (), message)
+
+    def submit_session(self, record: SessionRecord) -> asyncio.Future[int]:
         return self._submit(
             _INSERT_SESSION,
             (
@@ -341,7 +428,7 @@ class SqliteStore:
             ),
         )
 
-    def submit_session_update(self, session_id: SessionId, **fields: Any) -> asyncio.Future[None]:
+    def submit_session_update(self, session_id: SessionId, **fields: Any) -> asyncio.Future[int]:
         unknown = set(fields) - SESSION_UPDATABLE
         if unknown:
             raise ValueError(f"cannot update session fields {sorted(unknown)}")
