@@ -1,0 +1,141 @@
+"""One contract, every Bus: memory always, Redis against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from chatserver.bus.memory import MemoryBroker, MemoryBus
+from chatserver.bus.redis import RedisBus
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Node:
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.notes: list[tuple[str, bytes]] = []
+        self.resyncs = 0
+        self.changed = asyncio.Event()
+
+    def on_note(self, channel: str, payload: bytes) -> None:
+        self.notes.append((channel, payload))
+        self.changed.set()
+
+    async def on_resync(self) -> None:
+        self.resyncs += 1
+        self.changed.set()
+
+    async def wait(self, predicate, timeout: float = 5.0) -> None:
+        async def loop() -> None:
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(loop(), timeout)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def nodes(request) -> AsyncIterator[tuple[Node, Node]]:
+    if request.param == "memory":
+        broker = MemoryBroker()
+        a, b = Node(MemoryBus(broker)), Node(MemoryBus(broker))
+    else:
+        prefix = f"cstest-{uuid.uuid4().hex[:8]}"
+        a = Node(RedisBus(Redis.from_url(REDIS_URL), prefix=prefix, node_id="a"))
+        b = Node(RedisBus(Redis.from_url(REDIS_URL), prefix=prefix, node_id="b"))
+    for n in (a, b):
+        await n.bus.start(n.on_note, n.on_resync)
+    if request.param == "redis":
+        await asyncio.sleep(0.1)  # subscriber connected
+    yield a, b
+    for n in (a, b):
+        await n.bus.close()
+        if isinstance(n.bus, RedisBus):
+            await n.bus.redis.aclose()
+
+
+async def settle(bus) -> None:
+    if isinstance(bus, RedisBus):
+        await asyncio.sleep(0.15)
+
+
+async def test_notes_reach_other_subscribers_in_order_not_the_publisher(nodes):
+    a, b = nodes
+    await a.bus.subscribe("s:1")
+    await b.bus.subscribe("s:1")
+    await settle(b.bus)
+    for i in range(500):
+        a.bus.publish("s:1", f"n{i}".encode())
+    a.bus.publish("s:other", b"nobody listens")
+    await b.wait(lambda: len(b.notes) == 500)
+    assert b.notes == [("s:1", f"n{i}".encode()) for i in range(500)]
+    await settle(a.bus)
+    assert a.notes == []
+    assert a.bus.healthy and b.bus.healthy
+
+
+async def test_unsubscribe_stops_notes(nodes):
+    a, b = nodes
+    await b.bus.subscribe("s:2")
+    await b.bus.subscribe("s:2")  # idempotent
+    await settle(b.bus)
+    a.bus.publish("s:2", b"one")
+    await b.wait(lambda: len(b.notes) == 1)
+    await b.bus.unsubscribe("s:2")
+    await settle(b.bus)
+    a.bus.publish("s:2", b"two")
+    a.bus.publish("s:3", b"three")
+    await settle(a.bus)  # published (to nobody) before b subscribes
+    await b.bus.subscribe("s:3")
+    await settle(b.bus)
+    a.bus.publish("s:3", b"four")
+    await b.wait(lambda: len(b.notes) == 2)
+    assert [p for _, p in b.notes] == [b"one", b"four"]
+
+
+async def test_redis_publishes_are_pipelined():
+    prefix = f"cstest-{uuid.uuid4().hex[:8]}"
+    bus = RedisBus(Redis.from_url(REDIS_URL), prefix=prefix, node_id="x")
+    node = Node(bus)
+    await bus.start(node.on_note, node.on_resync)
+    try:
+        for i in range(1000):
+            bus.publish(f"s:{i % 10}", b"x")
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if bus.published == 1000:
+                break
+        assert bus.published == 1000
+        assert bus.round_trips <= 3, bus.round_trips
+    finally:
+        await bus.close()
+        await bus.redis.aclose()
+
+
+async def test_redis_subscriber_killed_resyncs_and_keeps_working():
+    prefix = f"cstest-{uuid.uuid4().hex[:8]}"
+    a = Node(RedisBus(Redis.from_url(REDIS_URL), prefix=prefix, node_id="a"))
+    b = Node(RedisBus(Redis.from_url(REDIS_URL), prefix=prefix, node_id="b"))
+    admin = Redis.from_url(REDIS_URL)
+    for n in (a, b):
+        await n.bus.start(n.on_note, n.on_resync)
+    try:
+        await b.bus.subscribe("s:k")
+        await asyncio.sleep(0.2)
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await b.wait(lambda: b.resyncs >= 1)
+        await asyncio.sleep(0.3)
+        a.bus.publish("s:k", b"after")
+        await b.wait(lambda: ("s:k", b"after") in b.notes)
+        assert b.bus.healthy
+    finally:
+        for n in (a, b):
+            await n.bus.close()
+            await n.bus.redis.aclose()
+        await admin.aclose()
