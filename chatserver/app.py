@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -21,11 +24,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from . import auth
+from .bus.base import Bus
+from .bus.memory import MemoryBus
+from .bus.redis import RedisBus
 from .config import Settings
 from .connection import Connection
 from .errors import CLOSE_RATE_LIMITED, BadFrame, ChatError, HelloRequired, RateLimited
 from .hub import Hub
+from .presence.base import Presence
 from .presence.memory import MemoryPresence
+from .presence.redis import RedisPresence
 from .protocol import MSGPACK_SUBPROTOCOL, OPERATOR_FRAMES, VISITOR_FRAMES, decode, validate
 from .store.base import OperatorRecord
 from .store.sqlite import SqliteStore
@@ -187,10 +195,17 @@ async def operator_endpoint(ws: WebSocket) -> None:
 # ------------------------------------------------------------------- HTTP
 async def healthz(request: Request) -> Response:
     hub: Hub = request.app.state.hub
-    ok = hub.store.healthy
+    store_ok = hub.store.healthy
+    status = "ok" if store_ok and not hub.degraded else "degraded"
     return JSONResponse(
-        {"status": "ok" if ok else "degraded", "node": hub.node_id, "store": ok},
-        status_code=200 if ok else 503,
+        {
+            "status": status,
+            "node": hub.node_id,
+            "store": store_ok,
+            "presence": hub._presence_ok,
+            "bus": hub.bus.healthy,
+        },
+        status_code=200 if store_ok else 503,
     )
 
 
@@ -281,7 +296,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_batch=settings.store_max_batch,
         )
         await store.open()
-        hub = Hub(settings, store, MemoryPresence())
+        redis: Redis | None = None
+        presence: Presence
+        bus: Bus
+        if settings.redis_url:
+            redis = Redis.from_pool(
+                BlockingConnectionPool.from_url(
+                    settings.redis_url,
+                    max_connections=32,
+                    timeout=5,
+                    socket_connect_timeout=2,
+                    socket_timeout=5,
+                )
+            )
+            node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+            settings_node = settings.replace(node_id=node_id)
+            presence = RedisPresence(
+                redis, prefix=settings.redis_prefix, node_id=node_id, ttl=settings.presence_ttl
+            )
+            bus = RedisBus(redis, prefix=settings.redis_prefix, node_id=node_id)
+            hub = Hub(settings_node, store, presence, bus, shared=True)
+        else:
+            hub = Hub(settings, store, MemoryPresence(), MemoryBus())
         await hub.start()
         if settings.demo_operator:
             await ensure_demo_operator(store)
@@ -292,6 +328,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await hub.stop()
             await store.close()
+            if redis is not None:
+                await redis.aclose()
             log.info("chatserver node %s stopped", hub.node_id)
 
     routes = [

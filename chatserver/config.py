@@ -52,6 +52,8 @@ class Settings:
     port: int = 8000
     data_dir: Path = Path("data")
     redis_url: str | None = None
+    redis_prefix: str = "cs"
+    presence_ttl: float = 10.0
     node_id: str | None = None
     # Frames and text limits.
     max_frame_bytes: int = 64 * 1024
@@ -79,6 +81,7 @@ class Settings:
         "port": int,
         "data_dir": Path,
         "redis_url": "optional",
+        "presence_ttl": float,
         "node_id": "optional",
         "max_frame_bytes": int,
         "max_message_chars": int,
@@ -129,6 +132,8 @@ class Settings:
             raise ConfigError("max_frame_bytes: must be at least 1024")
         if self.max_message_chars < 1:
             raise ConfigError("max_message_chars: must be positive")
+        if self.presence_ttl <= 0:
+            raise ConfigError("presence_ttl: must be positive")
         if self.operator_grace_seconds < 0:
             raise ConfigError("operator_grace_seconds: must not be negative")
         if self.default_capacity < 1:

@@ -27,7 +27,7 @@ class Connection:
     """A visitor or operator socket as the hub sees it."""
 
     __slots__ = (
-        "_buffer",
+        "_held",
         "_closed",
         "_outbox",
         "_rate_count",
@@ -37,7 +37,6 @@ class Connection:
         "binary",
         "close_code",
         "conn_id",
-        "replaying",
         "role",
         "ws",
     )
@@ -53,10 +52,10 @@ class Connection:
         self._wake = asyncio.Event()
         self._closed = False
         self.close_code: int | None = None
-        # While replaying, live messages are held back (seq, frame) and
-        # released after the replay, skipping those the replay already sent.
-        self.replaying = False
-        self._buffer: list[tuple[int, Outgoing]] = []
+        # While a session is replaying, its live messages are held back
+        # (seq, frame) and released after the replay, skipping those the
+        # replay already sent.
+        self._held: dict[str, list[tuple[int, Outgoing]]] = {}
         self._rate_window = 0.0
         self._rate_count = 0
         self._task = asyncio.create_task(self._write_loop(), name=f"conn-{self.conn_id}")
@@ -79,21 +78,23 @@ class Connection:
     def send_frame(self, frame: dict[str, Any]) -> None:
         self.send(Outgoing(frame))
 
-    def deliver(self, seq: int, out: Outgoing) -> None:
-        """Queue a stored message; held back while a replay is running."""
-        if self.replaying:
-            self._buffer.append((seq, out))
+    def deliver(self, session_id: str, seq: int, out: Outgoing) -> None:
+        """Queue a stored message; held back while that session is replaying."""
+        held = self._held.get(session_id)
+        if held is not None:
+            held.append((seq, out))
         else:
             self.send(out)
 
-    def end_replay(self, last_sent_seq: int) -> int:
+    def start_replay(self, session_id: str) -> None:
+        self._held.setdefault(session_id, [])
+
+    def end_replay(self, session_id: str, last_sent_seq: int) -> int:
         """Release held-back messages newer than the replay; returns the last seq sent."""
-        self.replaying = False
-        for seq, out in self._buffer:
+        for seq, out in self._held.pop(session_id, []):
             if seq > last_sent_seq:
                 self.send(out)
                 last_sent_seq = seq
-        self._buffer.clear()
         return last_sent_seq
 
     def close(self, code: int = 1000) -> None:

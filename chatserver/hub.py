@@ -1,10 +1,18 @@
 """The hub: the I/O shell around the pure session and routing core.
 
-It owns the live sessions of this node, the client connections, and the glue
-to the store and the presence backend. Hot path for a chat message: validate,
-take the next seq, submit the insert to the group-committing store, and when
-the batch commits, ack the sender and fan the frame (encoded once) out to the
-other participants. No per-message awaited database round trip.
+One hub runs per node. It holds the client connections of this node and a cache
+of the sessions they take part in; the store is the source of truth, presence
+(queue, operator capacity) is shared through the presence backend, and the bus
+carries notes between nodes.
+
+Hot path for a chat message: validate, submit the insert to the group-committing
+store (which numbers it), and when the batch commits, ack the sender, fan the
+frame (encoded once) out to this node's participants and publish it once on the
+bus for the others. No per-message awaited round trip.
+
+State changes (assigned, re-queued, closed) are compare-and-set transitions in
+the store plus a system message. Every node applies a change to its cache when
+that system message reaches it, in seq order, so all nodes agree.
 """
 
 from __future__ import annotations
@@ -17,10 +25,14 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+import msgpack
+from redis.exceptions import RedisError
+
 from . import auth
+from .bus.base import Bus
 from .config import Settings
 from .connection import Connection
 from .errors import (
@@ -53,6 +65,9 @@ from .types import (
 log = logging.getLogger("chatserver.hub")
 
 HISTORY_PAGE = 500
+OPEN_STATES = (SessionState.NEW, SessionState.WAITING, SessionState.ASSIGNED)
+# Presence failures: the shared backend (Redis) is unreachable.
+PRESENCE_ERRORS = (RedisError, OSError)
 
 
 def now_ms() -> int:
@@ -74,7 +89,7 @@ class Visitor:
 
 @dataclasses.dataclass(slots=True, eq=False)
 class LiveSession:
-    """A session this node holds in memory: state, visitor info, connections."""
+    """A session cached on this node while one of its participants is here."""
 
     chat: ChatSession
     token_hash: str
@@ -85,8 +100,15 @@ class LiveSession:
     # those still being committed: resends are answered from here.
     client_ids: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     inflight: dict[tuple[str, str], asyncio.Future[int]] = dataclasses.field(default_factory=dict)
+    # Committed messages that arrived ahead of a gap, by seq, with their origin.
+    held: dict[int, tuple[MessageRecord, Connection | None]] = dataclasses.field(
+        default_factory=dict
+    )
+    refilling: bool = False
     abandon_timer: asyncio.TimerHandle | None = None
     preview: str | None = None  # the first visitor message, for the queue list
+    remote_visitor: bool = False  # a visitor connection exists on another node
+    chat_operator_name: str | None = None
 
     @property
     def session_id(self) -> SessionId:
@@ -106,13 +128,28 @@ class LiveOperator:
         return self.record.operator_id
 
 
-class Hub:
-    """Routes chats between visitors and operators on one node."""
+def _pack(note: dict[str, Any]) -> bytes:
+    packed: bytes = msgpack.packb(note, use_bin_type=True)
+    return packed
 
-    def __init__(self, settings: Settings, store: SqliteStore, presence: Presence) -> None:
+
+class Hub:
+    """Routes chats between visitors and operators; one per node."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqliteStore,
+        presence: Presence,
+        bus: Bus,
+        *,
+        shared: bool = False,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.presence = presence
+        self.bus = bus
+        self.shared = shared  # other nodes may serve the same chats
         self.node_id = NodeId(settings.node_id or f"{socket.gethostname()}-{os.getpid()}")
         self.sessions: dict[SessionId, LiveSession] = {}
         self.by_token: dict[str, SessionId] = {}
@@ -122,9 +159,11 @@ class Hub:
         self._dispatch_again = False
         self._queue_dirty = False
         self._positions: dict[SessionId, int] = {}
-        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._background: set[asyncio.Future[Any]] = set()
+        self._presence_ok = True
+        self._dead_since: dict[OperatorId, float] = {}
         self.clock: Callable[[], float] = time.time
         # Counters for health and metrics.
         self.messages_in = 0
@@ -136,24 +175,30 @@ class Hub:
             "secret_key", secrets.token_hex(32)
         )
         self.tokens = auth.OperatorTokens(secret.encode(), self.settings.operator_token_ttl)
+        await self.bus.start(self._on_note, self._on_resync)
+        await self.bus.subscribe("queue")
         await self._recover()
-        self._ticker = asyncio.create_task(self._tick_loop(), name="hub-ticker")
+        self._tasks.append(asyncio.create_task(self._tick_loop(), name="hub-ticker"))
+        if self.shared:
+            self._tasks.append(asyncio.create_task(self._presence_loop(), name="hub-presence"))
 
     async def _recover(self) -> None:
-        """Rebuild queue and assignments from the store after a (re)start."""
+        """After a (re)start: every waiting chat is queued, every assigned chat's
+        operator gets the grace period to come back."""
         records = await self.store.open_sessions()
         for record in records:
-            live = await self._live_from_record(record)
-            chat = live.chat
-            if chat.state is SessionState.WAITING:
-                await self.presence.enqueue(self._queue_entry(live, requeued=False))
-            elif chat.state is SessionState.ASSIGNED and chat.operator_id is not None:
-                op = await self._live_operator(chat.operator_id)
-                if op is None:  # operator deleted: back to the queue
-                    chat.requeue()
-                    await self.presence.enqueue(self._queue_entry(live, requeued=True))
+            if record.state is SessionState.WAITING:
+                with contextlib.suppress(ValueError):  # already queued (shared)
+                    await self.presence.enqueue(
+                        self._entry_from_record(
+                            record, requeued=record.previous_operator is not None
+                        )
+                    )
+            elif record.operator_id is not None and not self.shared:
+                op = await self._live_operator(record.operator_id)
+                if op is None:
                     continue
-                op.chats.add(chat.session_id)
+                op.chats.add(record.session_id)
                 await self.presence.add_load(op.operator_id, 1)
                 self._start_grace(op)
         if records:
@@ -161,12 +206,12 @@ class Hub:
             self._queue_dirty = True
 
     async def stop(self) -> None:
-        """Tell every client to reconnect (1012) and flush the store."""
+        """Tell every client to reconnect (1012) and stop the timers."""
         self._closing = True
-        if self._ticker is not None:
-            self._ticker.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+                await task
         conns = [c for live in self.sessions.values() for c in live.conns]
         conns += [op.conn for op in self.operators.values() if op.conn is not None]
         for conn in conns:
@@ -178,8 +223,9 @@ class Hub:
         for live in self.sessions.values():
             if live.abandon_timer is not None:
                 live.abandon_timer.cancel()
+        await self.bus.close()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background_done)
@@ -189,7 +235,18 @@ class Hub:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    # --------------------------------------------------------------- helpers
+    @property
+    def degraded(self) -> bool:
+        return not (self._presence_ok and self.bus.healthy)
+
+    # ------------------------------------------------------- session cache
+    async def _load_live(self, session_id: SessionId) -> LiveSession | None:
+        live = self.sessions.get(session_id)
+        if live is not None:
+            return live
+        record = await self.store.session(session_id)
+        return None if record is None else await self._live_from_record(record)
+
     async def _live_from_record(self, record: SessionRecord) -> LiveSession:
         existing = self.sessions.get(record.session_id)
         if existing is not None:
@@ -226,16 +283,36 @@ class Hub:
             enqueued_at=record.enqueued_at,
             client_ids=client_ids,
         )
-        self.sessions[record.session_id] = live
-        self.by_token[record.token_hash] = record.session_id
+        if record.operator_id is not None:
+            op = await self._live_operator(record.operator_id)
+            live.chat_operator_name = op.record.name if op is not None else None
+        existing = self.sessions.get(record.session_id)
+        if existing is not None:
+            return existing
+        self._hold(live)
         return live
 
+    def _hold(self, live: LiveSession) -> None:
+        self.sessions[live.session_id] = live
+        self.by_token[live.token_hash] = live.session_id
+        self._spawn(self.bus.subscribe(f"s:{live.session_id}"))
+
+    def _local_operator(self, live: LiveSession) -> LiveOperator | None:
+        op_id = live.chat.operator_id
+        op = self.operators.get(op_id) if op_id is not None else None
+        return op if op is not None and live.session_id in op.chats else None
+
     def _evict_if_idle(self, live: LiveSession) -> None:
-        if live.conns or live.inflight:
+        """Forget a session no participant on this node needs."""
+        if live.conns or live.inflight or live.refilling or self._local_operator(live):
             return
-        if live.chat.state in (SessionState.CLOSED, SessionState.NEW):
-            self.sessions.pop(live.session_id, None)
+        if live.chat.state in (SessionState.WAITING, SessionState.ASSIGNED) and not self.shared:
+            # Alone, this node is the only one to tell when the chat changes.
+            return
+        if self.sessions.get(live.session_id) is live:
+            del self.sessions[live.session_id]
             self.by_token.pop(live.token_hash, None)
+            self._spawn(self.bus.unsubscribe(f"s:{live.session_id}"))
 
     async def _live_operator(self, operator_id: OperatorId) -> LiveOperator | None:
         op = self.operators.get(operator_id)
@@ -248,10 +325,22 @@ class Hub:
         if op is None:
             op = LiveOperator(record)
             self.operators[operator_id] = op
-            await self.presence.register_operator(
-                operator_id, capacity=record.capacity, departments=record.departments
+            await self._presence(
+                self.presence.register_operator(
+                    operator_id, capacity=record.capacity, departments=record.departments
+                )
             )
         return op
+
+    def _entry_from_record(self, record: SessionRecord, *, requeued: bool) -> QueueEntry:
+        return QueueEntry(
+            session_id=record.session_id,
+            enqueued_at=record.enqueued_at or record.created_at,
+            priority=record.priority,
+            department=record.department,
+            requeued=requeued,
+            name=record.visitor_name,
+        )
 
     def _queue_entry(self, live: LiveSession, *, requeued: bool) -> QueueEntry:
         enqueued = live.enqueued_at if live.enqueued_at is not None else self.clock()
@@ -261,7 +350,24 @@ class Hub:
             priority=live.chat.priority,
             department=live.chat.department,
             requeued=requeued,
+            name=live.visitor.name,
+            preview=live.preview,
         )
+
+    async def _presence(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a presence call; a failure marks the node degraded and re-raises."""
+        try:
+            result = await coro
+        except PRESENCE_ERRORS as exc:
+            if self._presence_ok:
+                log.warning("presence backend unreachable: %s", exc)
+            self._presence_ok = False
+            raise Unavailable(
+                "We cannot connect you to an operator right now. Your messages are saved;"
+                " please stay, we will connect you as soon as we can."
+            ) from exc
+        self._presence_ok = True
+        return result
 
     def _summary(self, live: LiveSession) -> dict[str, Any]:
         chat, v = live.chat, live.visitor
@@ -273,7 +379,7 @@ class Hub:
                 "email": v.email,
                 "page_url": v.page_url,
                 "user_agent": v.user_agent,
-                "connected": bool(live.conns),
+                "connected": bool(live.conns) or live.remote_visitor,
                 "customer_id": v.customer_id,
                 "plan": v.plan,
             },
@@ -285,12 +391,15 @@ class Hub:
             "visitor_read_seq": chat.visitor_read_seq,
         }
 
+    def _operator_name(self, operator_id: OperatorId | None) -> str:
+        op = self.operators.get(operator_id) if operator_id is not None else None
+        return op.record.name if op is not None else "Operator"
+
     def _chat_operator(self, live: LiveSession) -> dict[str, Any] | None:
         op_id = live.chat.operator_id
-        if op_id is None:
+        if op_id is None or live.chat.state is not SessionState.ASSIGNED:
             return None
-        op = self.operators.get(op_id)
-        return {"id": op_id, "name": op.record.name if op else "Operator"}
+        return {"id": op_id, "name": live.chat_operator_name or self._operator_name(op_id)}
 
     def _state_frame(self, live: LiveSession, position: int | None) -> Outgoing:
         return Outgoing(
@@ -310,11 +419,18 @@ class Hub:
                 conn.send(out)
 
     def _operator_conn(self, live: LiveSession) -> Connection | None:
-        op_id = live.chat.operator_id
-        if op_id is None:
-            return None
-        op = self.operators.get(op_id)
+        op = self._local_operator(live)
         return op.conn if op is not None else None
+
+    def _note(self, live: LiveSession, note: dict[str, Any]) -> None:
+        """Tell other nodes holding this session (typing, reads, visitor info)."""
+        if self.shared:
+            self.bus.publish(f"s:{live.session_id}", _pack(note))
+
+    def _queue_changed(self) -> None:
+        self._queue_dirty = True
+        if self.shared:
+            self.bus.publish("queue", b"q")
 
     # ------------------------------------------------------ message pipeline
     def _append(
@@ -360,6 +476,7 @@ class Hub:
                 result.set_result(exc.seq)
                 if origin is not None:
                     origin.send_frame(self._ack(client_msg_id, exc.seq, duplicate=True))
+                self._evict_if_idle(live)
                 return
             if exc is not None:
                 log.error("store write failed for %s: %s", live.session_id, exc)
@@ -368,6 +485,7 @@ class Hub:
                     origin.send_frame(
                         Unavailable("the message could not be stored", ref=client_msg_id).to_frame()
                     )
+                self._evict_if_idle(live)
                 return
             seq = fut.result()
             if key is not None:
@@ -375,7 +493,12 @@ class Hub:
             result.set_result(seq)
             if origin is not None:
                 origin.send_frame(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
+            if self.shared:
+                self.bus.publish(
+                    f"s:{live.session_id}", _pack({"k": "m", "r": _record_row(record)})
+                )
             self._deliver(live, record, origin)
+            self._evict_if_idle(live)
 
         self.store.submit_message(record).add_done_callback(committed)
         return result
@@ -395,18 +518,117 @@ class Hub:
     def _deliver(
         self, live: LiveSession, record: MessageRecord, origin: Connection | None = None
     ) -> None:
-        """Fan a committed message out to this node's participants, in seq order."""
+        """Deliver committed messages to this node's participants strictly in seq order.
+
+        A message ahead of a gap (another node's message not seen yet) is held
+        and the gap is refilled from the store.
+        """
+        last = live.chat.last_seq
+        if record.seq <= last:
+            return  # seen already (our own publish echoed, a refill overlap)
+        if record.seq > last + 1:
+            live.held[record.seq] = (record, origin)
+            if not live.refilling:
+                live.refilling = True
+                self._spawn(self._refill(live))
+            return
+        self._fan_out(live, record, origin)
+        while live.held:
+            nxt = live.held.pop(live.chat.last_seq + 1, None)
+            if nxt is None:
+                break
+            self._fan_out(live, *nxt)
+
+    async def _refill(self, live: LiveSession) -> None:
+        try:
+            while True:
+                rows = await self.store.messages_after(
+                    live.session_id, live.chat.last_seq, HISTORY_PAGE
+                )
+                for row in rows:
+                    if row.seq == live.chat.last_seq + 1:
+                        held = live.held.pop(row.seq, None)
+                        self._fan_out(live, row, held[1] if held else None)
+                if len(rows) < HISTORY_PAGE:
+                    break
+            while live.held:
+                nxt = live.held.pop(live.chat.last_seq + 1, None)
+                if nxt is None:
+                    break
+                self._fan_out(live, *nxt)
+            live.held = {s: h for s, h in live.held.items() if s > live.chat.last_seq}
+        finally:
+            live.refilling = False
+        if live.held:  # still a gap: try again shortly
+            await asyncio.sleep(0.05)
+            if not live.refilling and live.held:
+                live.refilling = True
+                self._spawn(self._refill(live))
+        self._evict_if_idle(live)
+
+    def _fan_out(self, live: LiveSession, record: MessageRecord, origin: Connection | None) -> None:
         live.chat.note_seq(record.seq)
+        if record.event is not None:
+            self._apply_event(live, record)
         out = Outgoing(record.to_frame())
         for conn in live.conns:
             if conn is not origin:
-                conn.deliver(record.seq, out)
+                conn.deliver(live.session_id, record.seq, out)
                 self.messages_out += 1
         op_conn = self._operator_conn(live)
         if op_conn is not None and op_conn is not origin:
-            op_conn.deliver(record.seq, out)
+            op_conn.deliver(live.session_id, record.seq, out)
             self.messages_out += 1
-        self._evict_if_idle(live)
+
+    def _apply_event(self, live: LiveSession, record: MessageRecord) -> None:
+        """Bring the cached session in line with a state change, and tell local clients."""
+        chat = live.chat
+        event = record.event
+        operator_id = OperatorId(record.sender_id) if record.sender_id else None
+        if event == "assigned" and operator_id is not None:
+            if chat.state is SessionState.WAITING:
+                chat.state = SessionState.ASSIGNED
+                chat.operator_id = operator_id
+                chat.assigned_at = record.ts / 1000
+            live.chat_operator_name = record.author
+            self._send_visitors(live, self._state_frame(live, None))
+        elif event == "requeued":
+            op = self._local_operator(live)
+            if chat.state is SessionState.ASSIGNED:
+                chat.requeue()
+            if op is not None:
+                op.chats.discard(live.session_id)
+                if op.conn is not None:
+                    op.conn.send_frame(
+                        {
+                            "type": "chat_removed",
+                            "session_id": live.session_id,
+                            "reason": "requeued",
+                        }
+                    )
+                    self._send_status(op)
+            self._send_visitors(live, self._state_frame(live, None))
+            self._positions.pop(live.session_id, None)
+            self._queue_dirty = True
+        elif event == "closed":
+            op = self._local_operator(live)
+            if chat.is_open:
+                chat.close(record.ts / 1000)
+            if live.abandon_timer is not None:
+                live.abandon_timer.cancel()
+                live.abandon_timer = None
+            if op is not None:
+                op.chats.discard(live.session_id)
+                if op.conn is not None:
+                    op.conn.send_frame(
+                        {
+                            "type": "chat_closed",
+                            "session_id": live.session_id,
+                            "by": record.author or "system",
+                        }
+                    )
+                    self._send_status(op)
+            self._send_visitors(live, self._state_frame(live, None))
 
     def _resend(
         self, live: LiveSession, conn: Connection, sender: Sender, client_msg_id: str
@@ -428,8 +650,88 @@ class Hub:
             return True
         return False
 
-    def _system(self, live: LiveSession, event: str, text: str) -> None:
-        self._append(live, Sender.SYSTEM, text, sender_id=None, author=None, event=event)
+    def _system(
+        self,
+        live: LiveSession,
+        event: str,
+        text: str,
+        *,
+        operator_id: OperatorId | None,
+        author: str | None = None,
+    ) -> asyncio.Future[int]:
+        return self._append(
+            live, Sender.SYSTEM, text, sender_id=operator_id, author=author, event=event
+        )
+
+    # -------------------------------------------------------------- bus notes
+    def _on_note(self, channel: str, payload: bytes) -> None:
+        if channel == "queue":
+            self._queue_dirty = True
+            return
+        try:
+            note = msgpack.unpackb(payload, raw=False)
+        except (ValueError, msgpack.UnpackException):
+            log.warning("undecodable bus note on %s", channel)
+            return
+        kind = note.get("k")
+        if channel.startswith("s:"):
+            live = self.sessions.get(SessionId(channel[2:]))
+            if live is None:
+                return
+            if kind == "m":
+                self._deliver(live, MessageRecord(*note["r"]))
+            elif kind == "t":
+                out = Outgoing(
+                    {
+                        "type": "typing",
+                        "session_id": live.session_id,
+                        "from": note["from"],
+                        "active": note["active"],
+                    }
+                )
+                if note["from"] == "visitor":
+                    op_conn = self._operator_conn(live)
+                    if op_conn is not None:
+                        op_conn.send(out)
+                else:
+                    self._send_visitors(live, out)
+            elif kind == "r":
+                by_visitor = note["by"] == "visitor"
+                if live.chat.mark_read(by_visitor, note["seq"]):
+                    out = Outgoing(
+                        {
+                            "type": "read",
+                            "session_id": live.session_id,
+                            "by": note["by"],
+                            "seq": note["seq"],
+                        }
+                    )
+                    if by_visitor:
+                        op_conn = self._operator_conn(live)
+                        if op_conn is not None:
+                            op_conn.send(out)
+                    else:
+                        self._send_visitors(live, out)
+            elif kind == "v":
+                v = live.visitor
+                for field in ("name", "email", "page_url", "user_agent"):
+                    if note.get(field) is not None:
+                        setattr(v, field, note[field])
+                live.remote_visitor = bool(note.get("connected"))
+                self._notify_visitor_presence(live, publish=False)
+        elif channel.startswith("o:") and kind == "assigned":
+            op = self.operators.get(OperatorId(channel[2:]))
+            if op is not None and op.conn is not None:
+                self._spawn(self._operator_got_chat(op, SessionId(note["sid"])))
+
+    async def _on_resync(self) -> None:
+        """The bus lost notes: refill every cached session from the store."""
+        for live in list(self.sessions.values()):
+            if not live.refilling:
+                live.refilling = True
+                self._spawn(self._refill(live))
+        self._queue_dirty = True
+        await self._reregister_presence()
 
     # --------------------------------------------------------------- visitor
     async def visitor_hello(self, conn: Connection, frame: dict[str, Any]) -> LiveSession:
@@ -478,9 +780,11 @@ class Hub:
         last_seq = frame.get("last_seq") or 0
         position = None
         if live.chat.state is SessionState.WAITING:
-            position = await self.presence.position(live.session_id)
+            with contextlib.suppress(ChatError):
+                position = await self._presence(self.presence.position(live.session_id))
         # No await from here until welcome is queued: it must be the first frame.
-        conn.replaying = resumed
+        if resumed:
+            conn.start_replay(live.session_id)
         was_connected = bool(live.conns)
         live.conns.add(conn)
         conn.send_frame(
@@ -507,16 +811,24 @@ class Hub:
         session_id = SessionId("s_" + secrets.token_urlsafe(12))
         now = self.clock()
         chat = ChatSession(session_id=session_id, created_at=now)
-        live = LiveSession(chat=chat, token_hash=auth.token_hash(token), visitor=Visitor())
-        record = SessionRecord(session_id, live.token_hash, SessionState.NEW, now)
-        for field in ("name", "email", "page_url", "user_agent"):
-            setattr(live.visitor, field, frame.get(field) or None)
-        record.visitor_name = live.visitor.name
-        record.visitor_email = live.visitor.email
-        record.page_url = live.visitor.page_url
-        record.user_agent = live.visitor.user_agent
-        self.sessions[session_id] = live
-        self.by_token[live.token_hash] = session_id
+        visitor = Visitor(
+            frame.get("name") or None,
+            frame.get("email") or None,
+            frame.get("page_url") or None,
+            frame.get("user_agent") or None,
+        )
+        live = LiveSession(chat=chat, token_hash=auth.token_hash(token), visitor=visitor)
+        record = SessionRecord(
+            session_id,
+            live.token_hash,
+            SessionState.NEW,
+            now,
+            visitor_name=visitor.name,
+            visitor_email=visitor.email,
+            page_url=visitor.page_url,
+            user_agent=visitor.user_agent,
+        )
+        self._hold(live)
         # The token must be durable before the client learns it.
         await self.store.submit_session(record)
         return live
@@ -546,7 +858,7 @@ class Hub:
         except Exception:
             log.exception("replay of %s failed", live.session_id)
             complete = False
-        sent = conn.end_replay(sent)
+        sent = conn.end_replay(live.session_id, sent)
         frame: dict[str, Any] = {"type": "replay_done", "last_seq": sent, "complete": complete}
         if conn.role == "operator":
             frame["session_id"] = live.session_id
@@ -580,17 +892,18 @@ class Hub:
                 live.preview = frame["text"][:120]
                 await self._start_waiting(live)
         elif kind == "typing":
+            note = {"k": "t", "from": "visitor", "active": frame["active"]}
             op_conn = self._operator_conn(live)
-            out = Outgoing(
-                {
-                    "type": "typing",
-                    "session_id": live.session_id,
-                    "from": "visitor",
-                    "active": frame["active"],
-                }
-            )
             if op_conn is not None:
-                op_conn.send(out)
+                op_conn.send_frame(
+                    {
+                        "type": "typing",
+                        "session_id": live.session_id,
+                        "from": "visitor",
+                        "active": frame["active"],
+                    }
+                )
+            self._note(live, note)
         elif kind == "read":
             if chat.mark_read(True, frame["seq"]):
                 self.store.submit_session_update(
@@ -608,6 +921,7 @@ class Hub:
                 op_conn = self._operator_conn(live)
                 if op_conn is not None:
                     op_conn.send(out)
+                self._note(live, {"k": "r", "by": "visitor", "seq": chat.visitor_read_seq})
         elif kind == "info":
             changes: dict[str, Any] = {}
             for field, column in (
@@ -648,16 +962,29 @@ class Hub:
                 live, by=Sender.SYSTEM, reason="The visitor left before an operator was free."
             )
 
-    def _notify_visitor_presence(self, live: LiveSession) -> None:
+    def _notify_visitor_presence(self, live: LiveSession, *, publish: bool = True) -> None:
+        v = live.visitor
+        connected = bool(live.conns) or (live.remote_visitor and not publish)
+        if publish:
+            self._note(
+                live,
+                {
+                    "k": "v",
+                    "connected": bool(live.conns),
+                    "name": v.name,
+                    "email": v.email,
+                    "page_url": v.page_url,
+                    "user_agent": v.user_agent,
+                },
+            )
         op_conn = self._operator_conn(live)
         if op_conn is None:
             return
-        v = live.visitor
         op_conn.send_frame(
             {
                 "type": "visitor",
                 "session_id": live.session_id,
-                "connected": bool(live.conns),
+                "connected": connected,
                 "name": v.name,
                 "email": v.email,
                 "page_url": v.page_url,
@@ -666,56 +993,56 @@ class Hub:
         )
 
     async def _start_waiting(self, live: LiveSession) -> None:
-        live.chat.start_waiting()
-        live.enqueued_at = self.clock()
-        self.store.submit_session_update(
+        now = self.clock()
+        done = await self.store.submit_transition(
             live.session_id,
+            (SessionState.NEW,),
             state=SessionState.WAITING,
-            enqueued_at=live.enqueued_at,
+            enqueued_at=now,
             priority=live.chat.priority,
         )
-        position = await self.presence.enqueue(self._queue_entry(live, requeued=False))
+        if done is None or live.chat.state is not SessionState.NEW:
+            return  # another connection started it first
+        live.chat.start_waiting()
+        live.enqueued_at = now
+        try:
+            position = await self._presence(
+                self.presence.enqueue(self._queue_entry(live, requeued=False))
+            )
+        except Unavailable as exc:
+            self._send_visitors(live, self._state_frame(live, None))
+            self._send_visitors(live, Outgoing(exc.to_frame()))
+            return
         self._send_visitors(live, self._state_frame(live, position))
-        self._queue_dirty = True
+        self._queue_changed()
         await self.dispatch()
 
     async def _close_chat(
         self, live: LiveSession, *, by: Sender, reason: str | None = None
     ) -> None:
-        chat = live.chat
-        before = chat.state
-        operator_id = chat.operator_id
-        chat.close(self.clock())
-        self.store.submit_session_update(
-            live.session_id,
-            state=SessionState.CLOSED,
-            closed_at=chat.closed_at,
-            previous_operator=chat.previous_operator,
+        now = self.clock()
+        done = await self.store.submit_transition(
+            live.session_id, OPEN_STATES, state=SessionState.CLOSED, closed_at=now
         )
-        if before is SessionState.WAITING:
-            await self.presence.dequeue(live.session_id)
-            self._queue_dirty = True
-        if live.abandon_timer is not None:
-            live.abandon_timer.cancel()
-            live.abandon_timer = None
+        if done is None:
+            return
+        if live.chat.is_open:  # at once, so nothing more is accepted here
+            live.chat.close(now)
+        if done.operator_id is not None:
+            self.store.submit_session_update(live.session_id, previous_operator=done.operator_id)
+        if done.state is SessionState.WAITING:
+            with contextlib.suppress(ChatError):
+                await self._presence(self.presence.dequeue(live.session_id))
+            self._queue_changed()
         text = reason or {
             Sender.VISITOR: "The visitor ended the chat.",
             Sender.OPERATOR: "The operator ended the chat.",
         }.get(by, "The chat was closed.")
-        self._system(live, "closed", text)
-        self._send_visitors(live, self._state_frame(live, None))
-        if operator_id is not None:
-            op = self.operators.get(operator_id)
-            if op is not None:
-                op.chats.discard(live.session_id)
-                if op.conn is not None:
-                    op.conn.send_frame(
-                        {"type": "chat_closed", "session_id": live.session_id, "by": by.value}
-                    )
-                    self._send_status(op)
-            await self.presence.add_load(operator_id, -1)
+        self._system(live, "closed", text, operator_id=done.operator_id, author=by.value)
+        if done.state is SessionState.ASSIGNED and done.operator_id is not None:
+            with contextlib.suppress(ChatError):
+                await self._presence(self.presence.add_load(done.operator_id, -1))
             await self.dispatch()
-        self._evict_if_idle(live)
 
     # -------------------------------------------------------------- dispatch
     async def dispatch(self) -> None:
@@ -727,7 +1054,11 @@ class Hub:
         try:
             while True:
                 self._dispatch_again = False
-                for assignment in await self.presence.assign_next():
+                try:
+                    assignments = await self._presence(self.presence.assign_next())
+                except Unavailable:
+                    return
+                for assignment in assignments:
                     await self._carry_out(assignment.session_id, assignment.operator_id)
                 if not self._dispatch_again:
                     break
@@ -735,49 +1066,87 @@ class Hub:
             self._dispatching = False
 
     async def _carry_out(self, session_id: SessionId, operator_id: OperatorId) -> None:
-        live = self.sessions.get(session_id)
-        op = self.operators.get(operator_id)
-        if live is None or op is None or live.chat.state is not SessionState.WAITING:
-            # The reservation is void: give the capacity back.
-            await self.presence.add_load(operator_id, -1)
-            return
+        op = await self._live_operator(operator_id)
         now = self.clock()
-        live.chat.assign(operator_id, now)
-        op.chats.add(session_id)
-        self._queue_dirty = True
+        done = None
+        if op is not None:
+            done = await self.store.submit_transition(
+                session_id,
+                (SessionState.WAITING,),
+                state=SessionState.ASSIGNED,
+                operator_id=operator_id,
+                assigned_at=now,
+            )
+        if op is None or done is None:
+            # The chat closed meanwhile: the reservation is void.
+            with contextlib.suppress(ChatError):
+                await self._presence(self.presence.add_load(operator_id, -1))
+            return
+        self._queue_changed()
+        live = await self._load_live(session_id)
+        if live is None:
+            return
         self._positions.pop(session_id, None)
-        self.store.submit_session_update(
-            session_id, state=SessionState.ASSIGNED, operator_id=operator_id, assigned_at=now
+        self._system(
+            live,
+            "assigned",
+            f"{op.record.name} joined the chat.",
+            operator_id=operator_id,
+            author=op.record.name,
         )
-        self._system(live, "assigned", f"{op.record.name} joined the chat.")
-        self._send_visitors(live, self._state_frame(live, None))
         if op.conn is not None:
-            op.conn.send_frame({"type": "chat_assigned", "chat": self._summary(live)})
-            self._send_status(op)
+            await self._operator_got_chat(op, session_id)
+        elif self.shared:
+            self.bus.publish(f"o:{operator_id}", _pack({"k": "assigned", "sid": session_id}))
+        else:
+            op.chats.add(session_id)  # kept for the operator's return (grace)
+        self._evict_if_idle(live)
+
+    async def _operator_got_chat(self, op: LiveOperator, session_id: SessionId) -> None:
+        """A chat was assigned to ``op``, whose console is connected here."""
+        if session_id in op.chats:
+            return
+        live = await self._load_live(session_id)
+        if live is None or op.conn is None:
+            return
+        if live.chat.state is SessionState.WAITING:  # our cache lags the store
+            live.chat.assign(op.operator_id, self.clock())
+        if live.chat.operator_id != op.operator_id or not live.chat.is_open:
+            return
+        op.chats.add(session_id)
+        conn = op.conn
+        # The chat's history so far follows, then live messages, without gap.
+        conn.start_replay(session_id)
+        conn.send_frame({"type": "chat_assigned", "chat": self._summary(live)})
+        self._send_status(op)
+        await self._replay(conn, live, 0)
+
+    async def _requeue(self, operator_id: OperatorId, session_id: SessionId, text: str) -> None:
+        done = await self.store.submit_transition(
+            session_id,
+            (SessionState.ASSIGNED,),
+            expect_operator=operator_id,
+            state=SessionState.WAITING,
+            operator_id=None,
+            assigned_at=None,
+            previous_operator=operator_id,
+        )
+        if done is None:
+            return
+        live = await self._load_live(session_id)
+        if live is None:
+            return
+        with contextlib.suppress(ChatError):
+            await self._presence(self.presence.add_load(operator_id, -1))
+            await self._presence(self.presence.enqueue(self._queue_entry(live, requeued=True)))
+        self._system(live, "requeued", text, operator_id=operator_id)
+        self._queue_changed()
+        self._evict_if_idle(live)
 
     async def _requeue_operator_chats(self, op: LiveOperator, text: str) -> None:
-        for session_id in sorted(op.chats):
-            live = self.sessions.get(session_id)
-            if live is None or live.chat.state is not SessionState.ASSIGNED:
-                continue
-            live.chat.requeue()
-            self.store.submit_session_update(
-                session_id,
-                state=SessionState.WAITING,
-                operator_id=None,
-                assigned_at=None,
-                previous_operator=op.operator_id,
-            )
-            position = await self.presence.enqueue(self._queue_entry(live, requeued=True))
-            await self.presence.add_load(op.operator_id, -1)
-            self._system(live, "requeued", text)
-            self._send_visitors(live, self._state_frame(live, position))
-            if op.conn is not None:
-                op.conn.send_frame(
-                    {"type": "chat_removed", "session_id": session_id, "reason": "requeued"}
-                )
-        op.chats.clear()
-        self._queue_dirty = True
+        records = await self.store.assigned_sessions(op.operator_id)
+        for record in records:
+            await self._requeue(op.operator_id, record.session_id, text)
 
     # -------------------------------------------------------------- operator
     async def login(self, username: str, password: str) -> tuple[str, OperatorRecord]:
@@ -798,6 +1167,9 @@ class Hub:
         op = await self._live_operator(operator_id)
         if op is None:
             raise Unauthorized("unknown operator")
+        known = frame.get("sessions") or {}
+        if not isinstance(known, dict):
+            raise BadFrame("sessions must map session ids to seqs")
         previous = op.conn
         op.conn = conn
         if previous is not None:
@@ -814,29 +1186,32 @@ class Hub:
         else:
             status = OperatorStatus.ONLINE
         op.status = status
-        slot = await self.presence.set_status(operator_id, status)
-        chats = [self.sessions[s] for s in sorted(op.chats) if s in self.sessions]
+        await self.bus.subscribe(f"o:{operator_id}")
+        slot = None
+        with contextlib.suppress(ChatError):
+            slot = await self._presence(self.presence.set_status(operator_id, status))
+        # The store knows which chats are this operator's (on any node).
+        records = await self.store.assigned_sessions(operator_id)
+        lives = [await self._live_from_record(r) for r in records]
+        op.chats = {live.session_id for live in lives}
         conn.send_frame(
             {
                 "type": "welcome",
-                "operator": {**op.record.public(), "status": status.value, "load": slot.load},
-                "chats": [self._summary(live) for live in chats],
+                "operator": {
+                    **op.record.public(),
+                    "status": status.value,
+                    "load": slot.load if slot is not None else len(op.chats),
+                },
+                "chats": [self._summary(live) for live in lives],
                 "queue": await self._queue_frame_body(),
             }
         )
-        known = frame.get("sessions") or {}
-        if not isinstance(known, dict):
-            raise BadFrame("sessions must map session ids to seqs")
         for session_id, last_seq in known.items():
             live = self.sessions.get(SessionId(str(session_id)))
-            if (
-                live is None
-                or live.chat.operator_id != operator_id
-                or not isinstance(last_seq, int)
-            ):
+            if live is None or live.session_id not in op.chats or not isinstance(last_seq, int):
                 conn.send_frame(UnknownSession(f"cannot resume {str(session_id)[:64]}").to_frame())
                 continue
-            conn.replaying = True
+            conn.start_replay(live.session_id)
             await self._replay(conn, live, last_seq)
         if status is OperatorStatus.OFFLINE:
             await self._requeue_operator_chats(
@@ -861,7 +1236,12 @@ class Hub:
         live = self.sessions.get(SessionId(session_id))
         if live is None:
             raise UnknownSession(f"no chat {session_id[:64]}")
-        if live.chat.operator_id != op.operator_id:
+        if live.chat.operator_id != op.operator_id or live.session_id not in op.chats:
+            if (
+                live.chat.state is SessionState.CLOSED
+                and live.chat.previous_operator == op.operator_id
+            ):
+                raise ChatClosed("this chat has ended")
             raise NotAssigned("this chat is not assigned to you")
         if live.chat.state is SessionState.CLOSED:
             raise ChatClosed("this chat has ended")
@@ -906,12 +1286,12 @@ class Hub:
                     }
                 ),
             )
+            self._note(live, {"k": "t", "from": "operator", "active": frame["active"]})
         elif kind == "read":
             live = self._own_chat(op, frame["session_id"])
             if live.chat.mark_read(False, frame["seq"]):
-                self.store.submit_session_update(
-                    live.session_id, operator_read_seq=live.chat.operator_read_seq
-                )
+                seq = live.chat.operator_read_seq
+                self.store.submit_session_update(live.session_id, operator_read_seq=seq)
                 self._send_visitors(
                     live,
                     Outgoing(
@@ -919,17 +1299,18 @@ class Hub:
                             "type": "read",
                             "session_id": live.session_id,
                             "by": "operator",
-                            "seq": live.chat.operator_read_seq,
+                            "seq": seq,
                         }
                     ),
                 )
+                self._note(live, {"k": "r", "by": "operator", "seq": seq})
         elif kind == "status":
             try:
                 status = OperatorStatus(frame["status"])
             except ValueError:
                 raise BadFrame("status must be online, away or offline") from None
             op.status = status
-            await self.presence.set_status(op.operator_id, status)
+            await self._presence(self.presence.set_status(op.operator_id, status))
             if status is OperatorStatus.OFFLINE:
                 await self._requeue_operator_chats(
                     op, f"{op.record.name} went offline. You are back in the queue."
@@ -947,17 +1328,11 @@ class Hub:
 
     async def _history(self, conn: Connection, op: LiveOperator, frame: dict[str, Any]) -> None:
         session_id = SessionId(frame["session_id"])
-        live = self.sessions.get(session_id)
-        if live is not None:
-            allowed = op.operator_id in (live.chat.operator_id, live.chat.previous_operator)
-        else:
-            record = await self.store.session(session_id)
-            allowed = record is not None and op.operator_id in (
-                record.operator_id,
-                record.previous_operator,
-            )
-        if not allowed and op.record.role in (Role.SUPERVISOR, Role.ADMIN):
-            allowed = live is not None or await self.store.session(session_id) is not None
+        record = await self.store.session(session_id)
+        allowed = record is not None and (
+            op.operator_id in (record.operator_id, record.previous_operator)
+            or op.record.role in (Role.SUPERVISOR, Role.ADMIN)
+        )
         if not allowed:
             raise UnknownSession(f"no chat {session_id[:64]} for you")
         limit = min(max(1, frame.get("limit") or HISTORY_PAGE), 2000)
@@ -976,9 +1351,14 @@ class Hub:
             return  # replaced by a newer connection
         op.conn = None
         # Not eligible for new chats while away from the socket.
-        await self.presence.set_status(op.operator_id, OperatorStatus.OFFLINE)
+        with contextlib.suppress(ChatError):
+            await self._presence(self.presence.set_status(op.operator_id, OperatorStatus.OFFLINE))
         if op.chats or op.status is not OperatorStatus.OFFLINE:
             self._start_grace(op)
+        for session_id in list(op.chats):
+            live = self.sessions.get(session_id)
+            if live is not None:
+                self._evict_if_idle(live)
 
     def _start_grace(self, op: LiveOperator) -> None:
         if op.grace_timer is not None:
@@ -992,48 +1372,128 @@ class Hub:
         op.grace_timer = None
         if op.conn is not None:
             return
-        log.info("operator %s lost; re-queueing %d chats", op.operator_id, len(op.chats))
+        log.info("operator %s lost; re-queueing their chats", op.operator_id)
         op.status = OperatorStatus.OFFLINE
-        await self.presence.set_status(op.operator_id, OperatorStatus.OFFLINE)
+        op.chats.clear()
         await self._requeue_operator_chats(
             op, f"{op.record.name} lost the connection. You are back in the queue."
         )
         await self.dispatch()
 
+    # ---------------------------------------------------- shared presence
+    async def _presence_loop(self) -> None:
+        """Heartbeat our operators; re-queue chats of operators whose node died."""
+        interval = max(0.2, self.settings.presence_ttl / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._presence(self.presence.heartbeat())
+                await self._sweep_dead_operators()
+            except ChatError:
+                continue
+            except Exception:
+                log.exception("presence loop failed")
+
+    async def _sweep_dead_operators(self) -> None:
+        alive_fn = getattr(self.presence, "alive", None)
+        if alive_fn is None:
+            return
+        records = await self.store.assigned_sessions()
+        by_operator: dict[OperatorId, list[SessionId]] = {}
+        for record in records:
+            if record.operator_id is not None:
+                by_operator.setdefault(record.operator_id, []).append(record.session_id)
+        alive = await self._presence(alive_fn(by_operator))
+        now = self.clock()
+        for operator_id, sessions in by_operator.items():
+            local = self.operators.get(operator_id)
+            if operator_id in alive or (local is not None and local.conn is not None):
+                self._dead_since.pop(operator_id, None)
+                continue
+            first = self._dead_since.setdefault(operator_id, now)
+            if now - first < self.settings.operator_grace_seconds:
+                continue
+            log.warning(
+                "operator %s's node is gone; re-queueing %d chats", operator_id, len(sessions)
+            )
+            name = self._operator_name(operator_id)
+            for session_id in sessions:
+                await self._requeue(
+                    operator_id,
+                    session_id,
+                    f"{name} lost the connection. You are back in the queue.",
+                )
+            self._dead_since.pop(operator_id, None)
+        if by_operator:
+            await self.dispatch()
+
+    async def _reregister_presence(self) -> None:
+        """After the shared backend came back: restore our operators and waiting chats."""
+        try:
+            for op in self.operators.values():
+                if op.conn is not None:
+                    await self._presence(
+                        self.presence.register_operator(
+                            op.operator_id,
+                            capacity=op.record.capacity,
+                            departments=op.record.departments,
+                        )
+                    )
+                    await self._presence(self.presence.set_status(op.operator_id, op.status))
+            for record in await self.store.open_sessions():
+                if record.state is SessionState.WAITING:
+                    with contextlib.suppress(ValueError):
+                        await self._presence(
+                            self.presence.enqueue(self._entry_from_record(record, requeued=False))
+                        )
+        except ChatError:
+            return
+        await self.dispatch()
+
     # ----------------------------------------------------------------- queue
     async def _queue_frame_body(self) -> dict[str, Any]:
-        entries = await self.presence.queue_snapshot()
+        try:
+            entries = await self._presence(self.presence.queue_snapshot())
+        except Unavailable:
+            entries = []
         now = self.clock()
         listed = []
         for position, entry in enumerate(entries[:50], start=1):
-            live = self.sessions.get(entry.session_id)
             listed.append(
                 {
                     "session_id": entry.session_id,
-                    "name": live.visitor.name if live else None,
+                    "name": entry.name,
                     "priority": entry.priority.label,
                     "waiting_since": int(entry.enqueued_at * 1000),
                     "waiting_seconds": round(now - entry.enqueued_at, 1),
                     "position": position,
                     "requeued": entry.requeued,
-                    "preview": live.preview if live else None,
+                    "preview": entry.preview,
                 }
             )
         return {"total": len(entries), "entries": listed}
 
     async def _tick_loop(self) -> None:
+        was_ok = True
         while True:
             await asyncio.sleep(self.settings.queue_update_interval)
+            if self.shared and not self._presence_ok and was_ok:
+                was_ok = False
+            if self.shared and self._presence_ok and not was_ok:
+                was_ok = True
+                await self._reregister_presence()
             if not self._queue_dirty:
                 continue
             self._queue_dirty = False
             try:
                 await self._publish_queue()
+            except ChatError:
+                self._queue_dirty = True
             except Exception:
                 log.exception("queue update failed")
 
     async def _publish_queue(self) -> None:
-        entries = await self.presence.queue_snapshot()
+        entries = await self._presence(self.presence.queue_snapshot())
         positions: dict[SessionId, int] = {}
         for position, entry in enumerate(entries, start=1):
             positions[entry.session_id] = position
@@ -1059,3 +1519,17 @@ class Hub:
             "store_batches": self.store.batches,
             "store_writes": self.store.writes,
         }
+
+
+def _record_row(record: MessageRecord) -> list[Any]:
+    return [
+        record.session_id,
+        record.seq,
+        record.ts,
+        record.sender,
+        record.sender_id,
+        record.author,
+        record.text,
+        record.client_msg_id,
+        record.event,
+    ]

@@ -48,6 +48,9 @@ class QueueEntry:
     department: str | None = None
     requeued: bool = False
     preferred_operator: OperatorId | None = None
+    # Shown in the operators' queue list; no part of the order.
+    name: str | None = None
+    preview: str | None = None
 
     def sort_key(self) -> tuple[int, int, float]:
         return (0 if self.requeued else 1, int(self.priority), self.enqueued_at)

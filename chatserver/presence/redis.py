@@ -117,12 +117,13 @@ redis.call('HSET', key, 'load', load)
 return load
 """
 
-# ARGV: prefix, sid, dept, score, priority, enqueued_at, requeued, preferred
+# ARGV: prefix, sid, dept, score, priority, enqueued_at, requeued, preferred, name, preview
 _ENQUEUE = """
 local p = ARGV[1]
 if redis.call('EXISTS', p .. ':qe:' .. ARGV[2]) == 1 then return -1 end
 redis.call('HSET', p .. ':qe:' .. ARGV[2], 'department', ARGV[3], 'priority', ARGV[5],
-           'enqueued_at', ARGV[6], 'requeued', ARGV[7], 'preferred', ARGV[8])
+           'enqueued_at', ARGV[6], 'requeued', ARGV[7], 'preferred', ARGV[8],
+           'name', ARGV[9], 'preview', ARGV[10])
 redis.call('ZADD', p .. ':q:d:' .. ARGV[3], ARGV[4], ARGV[2])
 redis.call('ZADD', p .. ':q:all', ARGV[4], ARGV[2])
 redis.call('SADD', p .. ':qdepts', ARGV[3])
@@ -157,6 +158,8 @@ def _entry_from(session_id: str, fields: dict[str, str]) -> QueueEntry:
         department=fields.get("department") or None,
         requeued=fields.get("requeued") == "1",
         preferred_operator=OperatorId(fields["preferred"]) if fields.get("preferred") else None,
+        name=fields.get("name") or None,
+        preview=fields.get("preview") or None,
     )
 
 
@@ -237,6 +240,17 @@ class RedisPresence:
                 )
             await pipe.execute()
 
+    async def alive(self, operator_ids: Iterable[OperatorId]) -> set[OperatorId]:
+        """Those of ``operator_ids`` whose node is still heartbeating."""
+        ids = list(operator_ids)
+        if not ids:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for operator_id in ids:
+                pipe.exists(f"{self.prefix}:alive:{operator_id}")
+            found = await pipe.execute()
+        return {i for i, ok in zip(ids, found, strict=True) if ok}
+
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         await self._add_load(args=[self.prefix, operator_id, delta])
 
@@ -267,6 +281,8 @@ class RedisPresence:
                 repr(entry.enqueued_at),
                 "1" if entry.requeued else "0",
                 entry.preferred_operator or "",
+                entry.name or "",
+                entry.preview or "",
             ]
         )
         if int(position) < 0:

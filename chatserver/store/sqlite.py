@@ -100,11 +100,32 @@ _SELECT_SESSION = (
 
 
 @dataclasses.dataclass(slots=True)
+class _Transition:
+    session_id: SessionId
+    expect: tuple[SessionState, ...]
+    expect_operator: Any  # ANY_OPERATOR or an id
+    updates: dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
 class _Write:
     sql: str
     params: tuple[Any, ...]
-    future: asyncio.Future[int]
+    future: asyncio.Future[Any]
     message: MessageRecord | None = None  # its seq is assigned at commit
+    transition: _Transition | None = None
+    result: Any = 0
+
+
+ANY_OPERATOR: Any = object()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Transition:
+    """What a session was before a successful :meth:`SqliteStore.submit_transition`."""
+
+    state: SessionState
+    operator_id: OperatorId | None
 
 
 class DuplicateMessage(Exception):
@@ -150,6 +171,14 @@ def migrate(conn: sqlite3.Connection) -> int:
             raise
         log.info("store migrated to schema version %d", version + 1)
     return found
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, SessionState):
+        return value.value
+    if isinstance(value, Priority):
+        return int(value)
+    return value
 
 
 def _message_params(m: MessageRecord) -> tuple[Any, ...]:
@@ -277,8 +306,8 @@ class SqliteStore:
     # -- group commit ------------------------------------------------------
     def _submit(
         self, sql: str, params: tuple[Any, ...], message: MessageRecord | None = None
-    ) -> asyncio.Future[int]:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._closing and self._task is None:
             future.set_exception(RuntimeError("store is closed"))
             return future
@@ -307,7 +336,7 @@ class SqliteStore:
                         continue
                     if outcome is None:
                         self.writes += 1
-                        write.future.set_result(write.message.seq if write.message else 0)
+                        write.future.set_result(write.result)
                     else:
                         write.future.set_exception(outcome)
             if self._closing:
@@ -374,8 +403,15 @@ class SqliteStore:
                 for m in messages:
                     m.seq = top.get(m.session_id, 0) + 1
                     top[m.session_id] = m.seq
+                for w in batch:
+                    if w.message is not None:
+                        w.result = w.message.seq
             start = 0
             while start < len(batch):
+                if batch[start].transition is not None:
+                    self._transition_sync(conn, batch[start])
+                    start += 1
+                    continue
                 end = start + 1
                 sql = batch[start].sql
                 while end < len(batch) and batch[end].sql == sql:
@@ -393,6 +429,53 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _transition_sync(conn: sqlite3.Connection, write: _Write) -> None:
+        t = write.transition
+        assert t is not None
+        row = conn.execute(
+            "SELECT state, operator_id FROM sessions WHERE id = ?", (t.session_id,)
+        ).fetchone()
+        if (
+            row is None
+            or row[0] not in {s.value for s in t.expect}
+            or (t.expect_operator is not ANY_OPERATOR and row[1] != t.expect_operator)
+        ):
+            write.result = None
+            return
+        names = sorted(t.updates)
+        conn.execute(
+            f"UPDATE sessions SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+            (*(_column_value(t.updates[n]) for n in names), t.session_id),
+        )
+        write.result = Transition(SessionState(row[0]), OperatorId(row[1]) if row[1] else None)
+
+    def submit_transition(
+        self,
+        session_id: SessionId,
+        expect: tuple[SessionState, ...],
+        *,
+        expect_operator: OperatorId | None = None,
+        **updates: Any,
+    ) -> asyncio.Future[Transition | None]:
+        """Change a session only if it is in one of ``expect`` (compare-and-set).
+
+        Resolves to the state and operator it had before, or ``None`` if it was
+        not in an expected state (someone else changed it first: any process).
+        ``expect_operator`` (default: any) also requires that operator.
+        """
+        unknown = set(updates) - SESSION_UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update session fields {sorted(unknown)}")
+        future: asyncio.Future[Transition | None] = self._submit("", ())
+        self._pending[-1].transition = _Transition(
+            session_id,
+            expect,
+            ANY_OPERATOR if expect_operator is None else expect_operator,
+            updates,
+        )
+        return future
 
     def submit_message(self, message: MessageRecord) -> asyncio.Future[int]:
         """Queue an insert; the future resolves to the seq the store gave it.
@@ -434,10 +517,7 @@ class SqliteStore:
             raise ValueError(f"cannot update session fields {sorted(unknown)}")
         names = sorted(fields)
         sql = f"UPDATE sessions SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
-        values = tuple(
-            v.value if isinstance(v, SessionState) else int(v) if isinstance(v, Priority) else v
-            for v in (fields[n] for n in names)
-        )
+        values = tuple(_column_value(fields[n]) for n in names)
         return self._submit(sql, (*values, session_id))
 
     # -- reads -------------------------------------------------------------
@@ -469,6 +549,16 @@ class SqliteStore:
             (session_id, after_seq, limit),
         )
         return [MessageRecord(SessionId(r[0]), *r[1:]) for r in rows]
+
+    async def assigned_sessions(self, operator_id: OperatorId | None = None) -> list[SessionRecord]:
+        """Open chats assigned to ``operator_id`` (or to anyone)."""
+        if operator_id is None:
+            rows = await self._fetchall(_SELECT_SESSION + " WHERE state = 'assigned'")
+        else:
+            rows = await self._fetchall(
+                _SELECT_SESSION + " WHERE state = 'assigned' AND operator_id = ?", (operator_id,)
+            )
+        return [_session_from_row(r) for r in rows]
 
     async def client_msg_ids(self, session_id: SessionId) -> dict[tuple[str, str], int]:
         rows = await self._fetchall(
