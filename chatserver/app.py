@@ -152,11 +152,13 @@ async def _serve(ws: WebSocket, role: str) -> None:
                 break
             verdict = conn.allow(rate_limit)
             if verdict:
-                if _fail(
-                    conn,
-                    RateLimited("too many frames; slow down"),
-                    CLOSE_RATE_LIMITED if verdict == 2 else None,
-                ):
+                # Name the refused message, so its sender knows to resend it later.
+                ref = None
+                with contextlib.suppress(ChatError):
+                    cmid = decode(data).get("client_msg_id")
+                    ref = cmid if isinstance(cmid, str) else None
+                refusal = RateLimited("too many frames; slow down", ref=ref)
+                if _fail(conn, refusal, CLOSE_RATE_LIMITED if verdict == 2 else None):
                     break
                 continue
             try:

@@ -27,6 +27,7 @@ class Connection:
     """A visitor or operator socket as the hub sees it."""
 
     __slots__ = (
+        "_cursor",
         "_held",
         "_closed",
         "_outbox",
@@ -56,6 +57,8 @@ class Connection:
         # (seq, frame) and released after the replay, skipping those the
         # replay already sent.
         self._held: dict[str, list[tuple[int, Outgoing]]] = {}
+        # Highest seq sent per session: nothing at or below it is sent twice.
+        self._cursor: dict[str, int] = {}
         self._rate_window = 0.0
         self._rate_count = 0
         self._task = asyncio.create_task(self._write_loop(), name=f"conn-{self.conn_id}")
@@ -83,7 +86,8 @@ class Connection:
         held = self._held.get(session_id)
         if held is not None:
             held.append((seq, out))
-        else:
+        elif seq > self._cursor.get(session_id, 0):
+            self._cursor[session_id] = seq
             self.send(out)
 
     def start_replay(self, session_id: str) -> None:
@@ -95,6 +99,7 @@ class Connection:
             if seq > last_sent_seq:
                 self.send(out)
                 last_sent_seq = seq
+        self._cursor[session_id] = max(self._cursor.get(session_id, 0), last_sent_seq)
         return last_sent_seq
 
     def close(self, code: int = 1000) -> None:

@@ -1,0 +1,301 @@
+"""Several real ``chatserver serve`` nodes sharing one Redis and one SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import uuid
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from chatserver.client import ClientError, OperatorClient, VisitorClient
+
+from .conftest import free_port
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def cluster(make_server, tmp_path):
+    """``cluster(n, **env)`` starts n nodes on one data dir and one Redis prefix."""
+    prefix = f"cst-{uuid.uuid4().hex[:8]}"
+
+    def start(n: int, redis_url: str = REDIS_URL, **env: str):
+        nodes = []
+        for i in range(n):
+            node = make_server(
+                env={
+                    "CHATSERVER_REDIS_URL": redis_url,
+                    "CHATSERVER_REDIS_PREFIX": prefix,
+                    "CHATSERVER_NODE_ID": f"node{i}",
+                    "CHATSERVER_RATE_LIMIT_PER_10S": "100000",
+                    **env,
+                },
+                data_dir=tmp_path / "shared",
+            )
+            node.start()
+            nodes.append(node)
+        return nodes
+
+    yield start
+
+    async def cleanup() -> None:
+        redis = Redis.from_url(REDIS_URL)
+        keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+    with contextlib.suppress(Exception):
+        asyncio.run(cleanup())
+
+
+async def test_visitor_and_operator_on_different_nodes(cluster, clients):
+    a, b = cluster(2)
+    a.add_operator("anna", name="Anna")
+    op = await b.operator("anna")
+    v = await a.visitor(name="Vera")
+    clients += [op, v]
+    seq = await v.send("Grüezi from node A")
+    chat = await op.next_chat()
+    assert chat["session_id"] == v.session_id
+    got = await op.wait_for("message", lambda f: f["from"] == "visitor")
+    assert (got["seq"], got["text"]) == (seq, "Grüezi from node A")
+    assigned = await v.wait_for("state", lambda f: f["state"] == "assigned")
+    assert assigned["operator"]["name"] == "Anna"
+    reply = await op.send_to(v.session_id, "Hello from node B")
+    assert (await v.wait_for("message", lambda f: f["from"] == "operator"))["seq"] == reply
+    # typing and receipts cross too
+    await v.send_frame({"type": "typing", "active": True})
+    assert (await op.wait_for("typing"))["from"] == "visitor"
+    await op.send_frame({"type": "typing", "session_id": v.session_id, "active": True})
+    assert (await v.wait_for("typing"))["from"] == "operator"
+    await v.send_frame({"type": "read", "seq": reply})
+    assert (await op.wait_for("read"))["seq"] == reply
+    # both sides see one gap-free sequence
+    await v.send("and once more")
+    await op.wait_for("message", lambda f: f["text"] == "and once more")
+    op_seqs = [f["seq"] for f in op.seen("message")] + [reply]  # its own: acked, not echoed
+    assert sorted(op_seqs) == list(range(1, max(op_seqs) + 1)), [
+        (g.get("type"), g.get("seq"), g.get("event"), g.get("text"))
+        for g in (f.get("was", f) for f in op.frames)
+    ]
+    # closing on B reaches the visitor on A
+    await op.send_frame({"type": "close_chat", "session_id": v.session_id})
+    await v.wait_for("state", lambda f: f["state"] == "closed")
+
+
+async def test_bus_subscriber_killed_mid_traffic_loses_nothing(cluster, clients):
+    a, b = cluster(2)
+    a.add_operator("anna")
+    op = await b.operator("anna")
+    v = await a.visitor()
+    clients += [op, v]
+    await v.send("start")
+    await op.next_chat()
+    admin = Redis.from_url(REDIS_URL)
+    try:
+        sent = []
+        for i in range(120):
+            sent.append(await v.send(f"m{i}"))
+            if i in (30, 80):
+                await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    finally:
+        await admin.aclose()
+    await op.wait_for("message", lambda f: f["seq"] == sent[-1], timeout=15)
+    seqs = [f["seq"] for f in op.seen("message")]
+    assert seqs == list(range(1, sent[-1] + 1)), "gap, duplicate or disorder"
+
+
+async def test_kill_9_of_operator_node_requeues_to_other_node(cluster, clients):
+    a, b, c = cluster(3, CHATSERVER_PRESENCE_TTL="1", CHATSERVER_OPERATOR_GRACE_SECONDS="1")
+    a.add_operator("anna", name="Anna")
+    a.add_operator("carl", name="Carl")
+    anna = await b.operator("anna")
+    carl = await c.operator("carl", status="away")
+    clients.append(carl)
+    v = await a.visitor()
+    clients.append(v)
+    acked = [await v.send("help me")]
+    await anna.next_chat()
+    acked.append(await anna.send_to(v.session_id, "on it"))
+    b.kill9()
+    note = await v.wait_for("message", lambda f: f.get("event") == "requeued", timeout=15)
+    assert "Anna" in note["text"]
+    await v.wait_for("state", lambda f: f["state"] == "waiting")
+    await carl.set_status("online")
+    chat = await carl.next_chat()
+    assert chat["session_id"] == v.session_id
+    await carl.wait_for("replay_done", lambda f: f["session_id"] == v.session_id)
+    history = [f["seq"] for f in carl.seen("message")]
+    assert set(acked) <= set(history)
+
+
+async def test_visitor_of_dead_node_resumes_on_another(cluster, clients):
+    a, b = cluster(2)
+    a.add_operator("anna")
+    op = await b.operator("anna")
+    clients.append(op)
+    v = await a.visitor()
+    await v.send("before the crash")
+    await op.next_chat()
+    token = v.token
+    a.kill9()
+    sent = [await op.send_to(v.session_id, f"while you were away {i}") for i in range(3)]
+    v2 = await VisitorClient.connect(b.url, token=token, last_seq=1)
+    clients.append(v2)
+    await v2.wait_for("replay_done")
+    got = [f["seq"] for f in v2.seen("message")]
+    assert set(sent) <= set(got) and got == sorted(set(got))
+    assert await v2.send("I'm back") > sent[-1]
+    await op.wait_for("message", lambda f: f["text"] == "I'm back")
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of our own that the test may stop and start."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed (CI installs it)"
+    port = free_port()
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                import socket
+
+                with socket.create_connection(("127.0.0.1", port), 0.1):
+                    return proc
+            import time
+
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    state = {"proc": start()}
+
+    class Handle:
+        url = f"redis://127.0.0.1:{port}/0"
+
+        def stop(self) -> None:
+            state["proc"].kill()
+            state["proc"].wait(5)
+
+        def restart(self) -> None:
+            state["proc"] = start()
+
+    yield Handle()
+    state["proc"].kill()
+    state["proc"].wait(5)
+
+
+async def test_redis_down_degrades_and_recovers(cluster, private_redis, clients):
+    (a,) = cluster(1, redis_url=private_redis.url)
+    a.add_operator("anna", capacity=1)
+    op = await a.operator("anna")
+    clients.append(op)
+    v1 = await a.visitor()
+    clients.append(v1)
+    await v1.send("hello")
+    await op.next_chat()
+
+    private_redis.stop()
+    # The chat the node holds keeps working.
+    assert await v1.send("still here?") > 0
+    await op.send_to(v1.session_id, "yes, still here")
+    async with httpx.AsyncClient() as http:
+        for _ in range(50):
+            health = (await http.get(a.http_url + "/healthz")).json()
+            if health["status"] == "degraded":
+                break
+            await asyncio.sleep(0.2)
+    assert health["status"] == "degraded"
+    # A new visitor is told clearly, and nothing is corrupted.
+    v2 = await a.visitor()
+    clients.append(v2)
+    await v2.send("anyone?")
+    err = await v2.wait_for("error", timeout=10)
+    assert err["code"] == "unavailable" and "cannot connect you" in err["message"]
+
+    private_redis.restart()
+    async with httpx.AsyncClient() as http:
+        for _ in range(100):
+            health = (await http.get(a.http_url + "/healthz")).json()
+            if health["status"] == "ok":
+                break
+            await asyncio.sleep(0.2)
+    assert health["status"] == "ok"
+    # The waiting visitor is queued again and served when capacity frees.
+    await op.send_frame({"type": "close_chat", "session_id": v1.session_id})
+    chat = await op.next_chat(timeout=15)
+    assert chat["session_id"] == v2.session_id
+
+
+async def test_three_nodes_thousand_visitors(cluster, clients):
+    nodes = cluster(3)
+    ops = []
+    for i in range(20):
+        nodes[0].add_operator(f"op{i:02d}", capacity=5)
+    for i in range(20):
+        ops.append(await nodes[i % 3].operator(f"op{i:02d}"))
+    clients.extend(ops)
+
+    async def arrive(i: int) -> VisitorClient:
+        v = await VisitorClient.connect(nodes[i % 3].url)
+        await v.send(f"visitor {i}")
+        return v
+
+    visitors = []
+    for start in range(0, 1000, 100):
+        visitors += await asyncio.gather(*(arrive(i) for i in range(start, start + 100)))
+    clients.extend(visitors)
+
+    assigned: dict[str, str] = {}
+
+    def collect() -> None:
+        for op in ops:
+            for f in op.seen("chat_assigned"):
+                sid = f["chat"]["session_id"]
+                assert (
+                    assigned.setdefault(sid, op.welcome["operator"]["id"])
+                    == op.welcome["operator"]["id"]
+                ), f"{sid} assigned twice"
+
+    await asyncio.sleep(1.0)
+    collect()
+    assert len(assigned) == 100
+    # Close chats on every node until the queue has drained.
+    closed: set[str] = set()
+    for _ in range(200):
+        collect()
+        for op in ops:
+            mine = [f["chat"]["session_id"] for f in op.seen("chat_assigned")]
+            open_now = [s for s in mine if s not in closed]
+            assert len(open_now) <= 5, "operator over capacity"
+            for sid in open_now:
+                closed.add(sid)
+                await op.send_frame({"type": "close_chat", "session_id": sid})
+        if len(closed) == 1000:
+            break
+        await asyncio.sleep(0.3)
+    collect()
+    assert len(assigned) == 1000
+    assert sorted(assigned) == sorted(v.session_id for v in visitors)
