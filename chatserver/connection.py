@@ -27,9 +27,9 @@ class Connection:
     """A visitor or operator socket as the hub sees it."""
 
     __slots__ = (
+        "_closed",
         "_cursor",
         "_held",
-        "_closed",
         "_outbox",
         "_rate_count",
         "_rate_window",

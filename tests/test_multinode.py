@@ -12,7 +12,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from chatserver.client import ClientError, OperatorClient, VisitorClient
+from chatserver.client import VisitorClient
 
 from .conftest import free_port
 
