@@ -182,7 +182,8 @@ async def _serve(ws: WebSocket, role: str) -> None:
                     await hub.visitor_gone(conn, holder)
                 else:
                     await hub.operator_gone(conn, holder)
-        await conn.drain(2.0)
+        if conn.closed and conn.close_code is not None:
+            await conn.drain(2.0)  # let our close frame (and what precedes it) go out
         await conn.finish()
 
 

@@ -805,6 +805,8 @@ class Hub:
             await self._replay(conn, live, last_seq)
         if not was_connected or changes:
             self._notify_visitor_presence(live)
+            with contextlib.suppress(ChatError):
+                await self._presence(self.presence.visitor_seen(live.session_id, v.page_url))
         return live
 
     async def _create_session(self, token: str, frame: dict[str, Any]) -> LiveSession:
@@ -954,6 +956,8 @@ class Hub:
             )
         self._notify_visitor_presence(live)
         self._evict_if_idle(live)
+        with contextlib.suppress(ChatError):
+            await self._presence(self.presence.visitor_left(live.session_id))
 
     async def _abandon(self, live: LiveSession) -> None:
         live.abandon_timer = None
@@ -1114,7 +1118,10 @@ class Hub:
         if live.chat.operator_id != op.operator_id or not live.chat.is_open:
             return
         op.chats.add(session_id)
+        await self._learn_visitor_presence([live])
         conn = op.conn
+        if conn is None:
+            return
         # The chat's history so far follows, then live messages, without gap.
         conn.start_replay(session_id)
         conn.send_frame({"type": "chat_assigned", "chat": self._summary(live)})
@@ -1194,6 +1201,7 @@ class Hub:
         records = await self.store.assigned_sessions(operator_id)
         lives = [await self._live_from_record(r) for r in records]
         op.chats = {live.session_id for live in lives}
+        await self._learn_visitor_presence(lives)
         conn.send_frame(
             {
                 "type": "welcome",
@@ -1219,6 +1227,18 @@ class Hub:
             )
         await self.dispatch()
         return op
+
+    async def _learn_visitor_presence(self, lives: list[LiveSession]) -> None:
+        """Whether visitors without a connection here are connected to another node."""
+        remote = [live for live in lives if not live.conns]
+        if not remote or not self.shared:
+            return
+        with contextlib.suppress(ChatError):
+            connected = await self._presence(
+                self.presence.visitors_connected(live.session_id for live in remote)
+            )
+            for live in remote:
+                live.remote_visitor = live.session_id in connected
 
     def _send_status(self, op: LiveOperator) -> None:
         if op.conn is None:

@@ -63,6 +63,7 @@ async def test_visitor_and_operator_on_different_nodes(cluster, clients):
     seq = await v.send("Grüezi from node A")
     chat = await op.next_chat()
     assert chat["session_id"] == v.session_id
+    assert chat["visitor"]["connected"] is True  # connected to node A, seen from B
     got = await op.wait_for("message", lambda f: f["from"] == "visitor")
     assert (got["seq"], got["text"]) == (seq, "Grüezi from node A")
     assigned = await v.wait_for("state", lambda f: f["state"] == "assigned")
@@ -84,9 +85,37 @@ async def test_visitor_and_operator_on_different_nodes(cluster, clients):
         (g.get("type"), g.get("seq"), g.get("event"), g.get("text"))
         for g in (f.get("was", f) for f in op.frames)
     ]
+    # the visitor's page change and presence reach the operator's node
+    await v.send_frame({"type": "info", "page_url": "https://shop.example/checkout"})
+    info = await op.wait_for("visitor", lambda f: f["page_url"] == "https://shop.example/checkout")
+    assert info["connected"] is True
     # closing on B reaches the visitor on A
     await op.send_frame({"type": "close_chat", "session_id": v.session_id})
     await v.wait_for("state", lambda f: f["state"] == "closed")
+
+
+async def test_visitor_presence_across_nodes(cluster, clients):
+    a, b = cluster(2)
+    a.add_operator("anna")
+    op = await b.operator("anna")
+    clients.append(op)
+    v = await a.visitor()
+    await v.send("hi")
+    await op.next_chat()
+    token = v.token
+    await v.close()
+    gone = await op.wait_for("visitor", lambda f: f["connected"] is False)
+    assert gone["session_id"] == v.session_id
+    # Back on the operator's own node this time.
+    v2 = await VisitorClient.connect(b.url, token=token, last_seq=2)
+    clients.append(v2)
+    back = await op.wait_for("visitor", lambda f: f["connected"] is True)
+    assert back["session_id"] == v.session_id
+    # A fresh console on node A sees the visitor as connected (presence in Redis).
+    op2 = await a.operator("anna", status=None)
+    clients.append(op2)
+    (chat,) = op2.welcome["chats"]
+    assert chat["visitor"]["connected"] is True
 
 
 async def test_bus_subscriber_killed_mid_traffic_loses_nothing(cluster, clients):

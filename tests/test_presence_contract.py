@@ -136,6 +136,17 @@ async def test_offline_operator_gets_nothing(backend):
     assert await p.operator(OperatorId("ghost")) is None
 
 
+async def test_visitor_presence(backend):
+    p, _ = backend
+    a, b = SessionId("a"), SessionId("b")
+    await p.visitor_seen(a, "https://shop.example/")
+    await p.visitor_seen(b, None)
+    assert await p.visitors_connected([a, b, SessionId("c")]) == {a, b}
+    await p.visitor_left(a)
+    assert await p.visitors_connected([a, b]) == {b}
+    assert await p.visitors_connected([]) == set()
+
+
 # --- Redis only: what only a shared backend has to promise -----------------
 
 

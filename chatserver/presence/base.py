@@ -30,6 +30,18 @@ class Presence(Protocol):
         """Keep this node's operators alive; called every few seconds by the hub."""
         ...
 
+    async def visitor_seen(self, session_id: SessionId, page_url: str | None) -> None:
+        """A visitor of ``session_id`` is connected to this node; expires unless heartbeated."""
+        ...
+
+    async def visitor_left(self, session_id: SessionId) -> None:
+        """The visitor's last connection on this node closed."""
+        ...
+
+    async def visitors_connected(self, session_ids: Iterable[SessionId]) -> set[SessionId]:
+        """Which of ``session_ids`` have a visitor connected to any node."""
+        ...
+
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         """Adjust load, e.g. ``-1`` when a chat closes or is re-queued; never below 0."""
         ...

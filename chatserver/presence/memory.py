@@ -14,6 +14,7 @@ class MemoryPresence:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.router = Router()
+        self._visitors: set[SessionId] = set()
         self._clock = clock
 
     async def register_operator(
@@ -27,6 +28,15 @@ class MemoryPresence:
 
     async def heartbeat(self) -> None:
         """Nothing to refresh: this process is the only node."""
+
+    async def visitor_seen(self, session_id: SessionId, page_url: str | None) -> None:
+        self._visitors.add(session_id)
+
+    async def visitor_left(self, session_id: SessionId) -> None:
+        self._visitors.discard(session_id)
+
+    async def visitors_connected(self, session_ids: Iterable[SessionId]) -> set[SessionId]:
+        return {s for s in session_ids if s in self._visitors}
 
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         if operator_id in self.router.operators:

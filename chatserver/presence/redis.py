@@ -5,6 +5,7 @@ Keys (``{p}`` is the key prefix, default ``cs``)::
     {p}:ops              set of known operator ids
     {p}:op:{id}          hash: status, load, capacity, departments, idle_since, node
     {p}:alive:{id}       exists while the operator's node heartbeats (TTL)
+    {p}:vis:{sid}        hash: node, page_url, since — while a visitor is connected (TTL)
     {p}:q:all            zset of every waiting session (score = service order)
     {p}:q:d:{dept}       zset per department ("" for any operator)
     {p}:qdepts           set of departments with a zset
@@ -189,6 +190,7 @@ class RedisPresence:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._dequeue = redis.register_script(_DEQUEUE)
         self._local: set[OperatorId] = set()
+        self._visitors: set[SessionId] = set()
 
     def _op(self, operator_id: str) -> str:
         return f"{self.prefix}:op:{operator_id}"
@@ -230,15 +232,47 @@ class RedisPresence:
         return slot
 
     async def heartbeat(self) -> None:
-        """Refresh the TTL of every operator this node has touched."""
-        if not self._local:
+        """Refresh the TTL of every operator and visitor this node holds."""
+        if not self._local and not self._visitors:
             return
+        ttl = int(self.ttl * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
             for operator_id in self._local:
-                pipe.set(
-                    f"{self.prefix}:alive:{operator_id}", self.node_id, px=int(self.ttl * 1000)
-                )
+                pipe.set(f"{self.prefix}:alive:{operator_id}", self.node_id, px=ttl)
+            for session_id in self._visitors:
+                pipe.pexpire(f"{self.prefix}:vis:{session_id}", ttl)
             await pipe.execute()
+
+    async def visitor_seen(self, session_id: SessionId, page_url: str | None) -> None:
+        """A visitor of ``session_id`` is connected to this node (kept alive by heartbeats)."""
+        self._visitors.add(session_id)
+        key = f"{self.prefix}:vis:{session_id}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={
+                    "node": self.node_id,
+                    "page_url": page_url or "",
+                    "since": repr(self._clock()),
+                },
+            )
+            pipe.pexpire(key, int(self.ttl * 1000))
+            await pipe.execute()
+
+    async def visitor_left(self, session_id: SessionId) -> None:
+        """The last connection of the visitor on this node closed."""
+        self._visitors.discard(session_id)
+        await self.redis.delete(f"{self.prefix}:vis:{session_id}")
+
+    async def visitors_connected(self, session_ids: Iterable[SessionId]) -> set[SessionId]:
+        ids = list(session_ids)
+        if not ids:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in ids:
+                pipe.exists(f"{self.prefix}:vis:{session_id}")
+            found = await pipe.execute()
+        return {i for i, ok in zip(ids, found, strict=True) if ok}
 
     async def alive(self, operator_ids: Iterable[OperatorId]) -> set[OperatorId]:
         """Those of ``operator_ids`` whose node is still heartbeating."""
