@@ -297,6 +297,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.db_path,
             synchronous=settings.store_synchronous,
             max_batch=settings.store_max_batch,
+            inline=settings.store_inline_commit,
         )
         await store.open()
         redis: Redis | None = None

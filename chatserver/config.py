@@ -71,6 +71,7 @@ class Settings:
     # Store.
     store_synchronous: str = "FULL"
     store_max_batch: int = 512
+    store_inline_commit: bool = True
     # Misc.
     demo_operator: bool = True
     log_level: str = "info"
@@ -94,6 +95,7 @@ class Settings:
         "queue_update_interval": float,
         "visitor_abandon_seconds": float,
         "store_max_batch": int,
+        "store_inline_commit": bool,
         "demo_operator": bool,
         "log_json": bool,
         "rate_limit_per_10s": int,

@@ -447,7 +447,7 @@ class Hub:
     ) -> asyncio.Future[int]:
         """Store a message and, once committed, ack ``origin`` and fan it out.
 
-        Returns a future resolving to the seq (given by the store) when durable.
+        Returns the store's future: the seq when durable, or ``DuplicateMessage``.
         """
         record = MessageRecord(
             live.session_id,
@@ -460,48 +460,42 @@ class Hub:
             client_msg_id,
             event,
         )
-        result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         key = (sender.value, client_msg_id) if client_msg_id is not None else None
-        if key is not None:
-            live.inflight[key] = result
 
         def committed(fut: asyncio.Future[int]) -> None:
             if key is not None:
                 live.inflight.pop(key, None)
             exc = fut.exception()
-            if isinstance(exc, DuplicateMessage):
+            if exc is None:
+                seq = fut.result()
+                if key is not None:
+                    live.client_ids[key] = seq
+                if origin is not None:
+                    origin.send_frame(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
+                if self.shared:
+                    self.bus.publish(
+                        f"s:{live.session_id}", _pack({"k": "m", "r": _record_row(record)})
+                    )
+                self._deliver(live, record, origin)
+            elif isinstance(exc, DuplicateMessage):
                 # Stored before (by another connection or node): ack, deliver nothing.
                 if key is not None:
                     live.client_ids[key] = exc.seq
-                result.set_result(exc.seq)
                 if origin is not None:
                     origin.send_frame(self._ack(client_msg_id, exc.seq, duplicate=True))
-                self._evict_if_idle(live)
-                return
-            if exc is not None:
+            else:
                 log.error("store write failed for %s: %s", live.session_id, exc)
-                result.set_exception(Unavailable("the message could not be stored"))
                 if origin is not None:
                     origin.send_frame(
                         Unavailable("the message could not be stored", ref=client_msg_id).to_frame()
                     )
-                self._evict_if_idle(live)
-                return
-            seq = fut.result()
-            if key is not None:
-                live.client_ids[key] = seq
-            result.set_result(seq)
-            if origin is not None:
-                origin.send_frame(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
-            if self.shared:
-                self.bus.publish(
-                    f"s:{live.session_id}", _pack({"k": "m", "r": _record_row(record)})
-                )
-            self._deliver(live, record, origin)
             self._evict_if_idle(live)
 
-        self.store.submit_message(record).add_done_callback(committed)
-        return result
+        future = self.store.submit_message(record)
+        if key is not None:
+            live.inflight[key] = future
+        future.add_done_callback(committed)
+        return future
 
     @staticmethod
     def _ack(
@@ -643,8 +637,11 @@ class Hub:
         if pending is not None:
 
             def done(fut: asyncio.Future[int]) -> None:
-                if not fut.exception():
+                exc = fut.exception()
+                if exc is None:
                     conn.send_frame(self._ack(client_msg_id, fut.result(), duplicate=True))
+                elif isinstance(exc, DuplicateMessage):
+                    conn.send_frame(self._ack(client_msg_id, exc.seq, duplicate=True))
 
             pending.add_done_callback(done)
             return True
@@ -1436,7 +1433,8 @@ class Hub:
             log.warning(
                 "operator %s's node is gone; re-queueing %d chats", operator_id, len(sessions)
             )
-            name = self._operator_name(operator_id)
+            record = await self.store.operator(operator_id)
+            name = record.name if record is not None else "Your operator"
             for session_id in sessions:
                 await self._requeue(
                     operator_id,

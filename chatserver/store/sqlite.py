@@ -239,8 +239,18 @@ _OPERATOR_COLUMNS = "id, username, name, password_hash, role, departments, capac
 class SqliteStore:
     """:class:`~chatserver.store.base.Store` on one SQLite file."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL", max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        max_batch: int = 512,
+        inline: bool = False,
+    ) -> None:
+        """``inline`` commits on the event loop's thread: no thread hand-off per
+        batch, but the loop waits for each commit (and its fsync, if any)."""
         self.path = path
+        self.inline = inline
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch
         self._wconn: sqlite3.Connection | None = None
@@ -319,13 +329,19 @@ class SqliteStore:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self.inline:
+                # Let the writes of this loop iteration join the batch.
+                await asyncio.sleep(0)
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 started = time.perf_counter()
                 try:
-                    outcomes = await self._in_writer(self._commit_sync, batch)
-                except Exception as exc:  # the writer thread itself failed
+                    if self.inline:
+                        outcomes = self._commit_sync(batch)
+                    else:
+                        outcomes = await self._in_writer(self._commit_sync, batch)
+                except Exception as exc:  # the writer itself failed
                     log.exception("store writer failed")
                     outcomes = [exc] * len(batch)
                 self.batches += 1
