@@ -207,6 +207,7 @@ async def healthz(request: Request) -> Response:
             "store": store_ok,
             "presence": hub._presence_ok,
             "bus": hub.bus.healthy,
+            "stats": hub.stats(),
         },
         status_code=200 if store_ok else 503,
     )

@@ -1536,6 +1536,8 @@ class Hub:
             "messages_out": self.messages_out,
             "store_batches": self.store.batches,
             "store_writes": self.store.writes,
+            "bus_published": getattr(self.bus, "published", 0),
+            "bus_round_trips": getattr(self.bus, "round_trips", 0),
         }
 
 
