@@ -1433,8 +1433,8 @@ class Hub:
             log.warning(
                 "operator %s's node is gone; re-queueing %d chats", operator_id, len(sessions)
             )
-            record = await self.store.operator(operator_id)
-            name = record.name if record is not None else "Your operator"
+            lost = await self.store.operator(operator_id)
+            name = lost.name if lost is not None else "Your operator"
             for session_id in sessions:
                 await self._requeue(
                     operator_id,
