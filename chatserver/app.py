@@ -298,7 +298,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.db_path,
             synchronous=settings.store_synchronous,
             max_batch=settings.store_max_batch,
-            inline=settings.store_inline_commit,
+            inline=(
+                settings.store_inline_commit
+                if settings.store_inline_commit is not None
+                else settings.store_synchronous.upper() in ("OFF", "NORMAL")
+            ),
         )
         await store.open()
         redis: Redis | None = None

@@ -71,7 +71,8 @@ class Settings:
     # Store.
     store_synchronous: str = "FULL"
     store_max_batch: int = 512
-    store_inline_commit: bool = True
+    # None: inline when no fsync per commit (synchronous OFF or NORMAL).
+    store_inline_commit: bool | None = None
     # Misc.
     demo_operator: bool = True
     log_level: str = "info"

@@ -1,0 +1,125 @@
+"""A bare Starlette WebSocket relay: the baseline for ``bench/loadgen.py``.
+
+Clients connect to ``/ws/a/{pair}`` and ``/ws/b/{pair}``; every data frame one
+side sends is forwarded unchanged to the other side of the same pair. Nothing
+else: no JSON parsing, no validation, no storage, no acks. Frames that arrive
+before the peer has connected are held and flushed when it connects.
+
+It is served by uvicorn with the same settings as ``chatserver serve``
+(``ws="websockets-sansio"``, the same max frame size, ``log_config=None``), so
+the difference in CPU per message between the two is what the chat server's
+routing, validation, persistence and acks cost::
+
+    python bench/relay.py --port 8100
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+# Same as chatserver.config.Settings.max_frame_bytes.
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class _Pair:
+    __slots__ = ("held", "sides")
+
+    def __init__(self) -> None:
+        self.sides: list[WebSocket | None] = [None, None]
+        # Frames sent to a side that has not connected yet.
+        self.held: list[list[str | bytes]] = [[], []]
+
+
+_pairs: dict[str, _Pair] = {}
+
+
+async def _send(ws: WebSocket, data: str | bytes) -> None:
+    if isinstance(data, str):
+        await ws.send_text(data)
+    else:
+        await ws.send_bytes(data)
+
+
+async def _relay(ws: WebSocket, me: int) -> None:
+    pair_id = ws.path_params["pair"]
+    pair = _pairs.get(pair_id)
+    if pair is None:
+        pair = _pairs[pair_id] = _Pair()
+    other = 1 - me
+    await ws.accept()
+    pair.sides[me] = ws
+    held, pair.held[me] = pair.held[me], []
+    for data in held:
+        await _send(ws, data)
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            data = text if text is not None else message.get("bytes") or b""
+            peer = pair.sides[other]
+            if peer is None:
+                pair.held[other].append(data)
+            elif isinstance(data, str):
+                await peer.send_text(data)
+            else:
+                await peer.send_bytes(data)
+    finally:
+        if pair.sides[me] is ws:
+            pair.sides[me] = None
+        if pair.sides[other] is None and _pairs.get(pair_id) is pair:
+            del _pairs[pair_id]
+
+
+async def side_a(ws: WebSocket) -> None:
+    await _relay(ws, 0)
+
+
+async def side_b(ws: WebSocket) -> None:
+    await _relay(ws, 1)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "pairs": len(_pairs)})
+
+
+app = Starlette(
+    routes=[
+        Route("/healthz", healthz),
+        WebSocketRoute("/ws/a/{pair}", side_a),
+        WebSocketRoute("/ws/b/{pair}", side_b),
+    ]
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log_level.upper())
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        ws="websockets-sansio",
+        ws_max_size=MAX_FRAME_BYTES,
+        log_config=None,
+        log_level=args.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()
