@@ -1175,9 +1175,6 @@ class Hub:
         if not isinstance(known, dict):
             raise BadFrame("sessions must map session ids to seqs")
         previous = op.conn
-        op.conn = conn
-        if previous is not None:
-            previous.close(4008)
         reconnect = op.grace_timer is not None or previous is not None
         if op.grace_timer is not None:
             op.grace_timer.cancel()
@@ -1189,35 +1186,44 @@ class Hub:
             status = op.status
         else:
             status = OperatorStatus.ONLINE
-        op.status = status
         await self.bus.subscribe(f"o:{operator_id}")
-        slot = None
-        with contextlib.suppress(ChatError):
-            slot = await self._presence(self.presence.set_status(operator_id, status))
         # The store knows which chats are this operator's (on any node).
         records = await self.store.assigned_sessions(operator_id)
         lives = [await self._live_from_record(r) for r in records]
-        op.chats = {live.session_id for live in lives}
         await self._learn_visitor_presence(lives)
-        conn.send_frame(
-            {
-                "type": "welcome",
-                "operator": {
-                    **op.record.public(),
-                    "status": status.value,
-                    "load": slot.load if slot is not None else len(op.chats),
-                },
-                "chats": [self._summary(live) for live in lives],
-                "queue": await self._queue_frame_body(),
-            }
-        )
+        queue = await self._queue_frame_body()
+        # No await from here until welcome is queued: it must be the first frame,
+        # and the operator becomes eligible for new chats only after it.
+        op.conn = conn
+        if previous is not None:
+            previous.close(4008)
+        op.status = status
+        op.chats |= {live.session_id for live in lives}
+        resume: list[tuple[LiveSession, int]] = []
+        refused: list[str] = []
         for session_id, last_seq in known.items():
             live = self.sessions.get(SessionId(str(session_id)))
             if live is None or live.session_id not in op.chats or not isinstance(last_seq, int):
-                conn.send_frame(UnknownSession(f"cannot resume {str(session_id)[:64]}").to_frame())
-                continue
-            conn.start_replay(live.session_id)
+                refused.append(str(session_id)[:64])
+            else:
+                conn.start_replay(live.session_id)
+                resume.append((live, last_seq))
+        conn.send_frame(
+            {
+                "type": "welcome",
+                "operator": {**op.record.public(), "status": status.value, "load": len(op.chats)},
+                "chats": [
+                    self._summary(self.sessions[s]) for s in sorted(op.chats) if s in self.sessions
+                ],
+                "queue": queue,
+            }
+        )
+        for session_id in refused:
+            conn.send_frame(UnknownSession(f"cannot resume {session_id}").to_frame())
+        for live, last_seq in resume:
             await self._replay(conn, live, last_seq)
+        with contextlib.suppress(ChatError):
+            await self._presence(self.presence.set_status(operator_id, status))
         if status is OperatorStatus.OFFLINE:
             await self._requeue_operator_chats(
                 op, f"{op.record.name} went offline. You are back in the queue."
