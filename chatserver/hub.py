@@ -591,16 +591,7 @@ class Hub:
             if chat.state is SessionState.ASSIGNED:
                 chat.requeue()
             if op is not None:
-                op.chats.discard(live.session_id)
-                if op.conn is not None:
-                    op.conn.send_frame(
-                        {
-                            "type": "chat_removed",
-                            "session_id": live.session_id,
-                            "reason": "requeued",
-                        }
-                    )
-                    self._send_status(op)
+                self._take_from_operator(op, live, {"type": "chat_removed", "reason": "requeued"})
             self._send_visitors(live, self._state_frame(live, None))
             self._positions.pop(live.session_id, None)
             self._queue_dirty = True
@@ -612,17 +603,19 @@ class Hub:
                 live.abandon_timer.cancel()
                 live.abandon_timer = None
             if op is not None:
-                op.chats.discard(live.session_id)
-                if op.conn is not None:
-                    op.conn.send_frame(
-                        {
-                            "type": "chat_closed",
-                            "session_id": live.session_id,
-                            "by": record.author or "system",
-                        }
-                    )
-                    self._send_status(op)
+                self._take_from_operator(
+                    op, live, {"type": "chat_closed", "by": record.author or "system"}
+                )
             self._send_visitors(live, self._state_frame(live, None))
+
+    def _take_from_operator(
+        self, op: LiveOperator, live: LiveSession, frame: dict[str, Any]
+    ) -> None:
+        """The chat is no longer ``op``'s: tell their console (``frame``) and new load."""
+        op.chats.discard(live.session_id)
+        if op.conn is not None:
+            op.conn.send_frame({**frame, "session_id": live.session_id})
+            self._send_status(op)
 
     def _resend(
         self, live: LiveSession, conn: Connection, sender: Sender, client_msg_id: str

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
 from ..routing import Assignment, OperatorSlot, QueueEntry
 from ..types import OperatorId, OperatorStatus, Priority, SessionId
 
+_Id = TypeVar("_Id", bound=str)
 _PRIORITY_SPAN = 10**13  # > any enqueued_at in ms until the year 2286
 
 
@@ -264,26 +265,23 @@ class RedisPresence:
         self._visitors.discard(session_id)
         await self.redis.delete(f"{self.prefix}:vis:{session_id}")
 
-    async def visitors_connected(self, session_ids: Iterable[SessionId]) -> set[SessionId]:
-        ids = list(session_ids)
-        if not ids:
+    async def _existing(self, kind: str, ids: Iterable[_Id]) -> set[_Id]:
+        """Those of ``ids`` whose ``{prefix}:{kind}:{id}`` key exists (one round trip)."""
+        wanted = list(ids)
+        if not wanted:
             return set()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for session_id in ids:
-                pipe.exists(f"{self.prefix}:vis:{session_id}")
+            for key in wanted:
+                pipe.exists(f"{self.prefix}:{kind}:{key}")
             found = await pipe.execute()
-        return {i for i, ok in zip(ids, found, strict=True) if ok}
+        return {key for key, ok in zip(wanted, found, strict=True) if ok}
+
+    async def visitors_connected(self, session_ids: Iterable[SessionId]) -> set[SessionId]:
+        return await self._existing("vis", session_ids)
 
     async def alive(self, operator_ids: Iterable[OperatorId]) -> set[OperatorId]:
         """Those of ``operator_ids`` whose node is still heartbeating."""
-        ids = list(operator_ids)
-        if not ids:
-            return set()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for operator_id in ids:
-                pipe.exists(f"{self.prefix}:alive:{operator_id}")
-            found = await pipe.execute()
-        return {i for i, ok in zip(ids, found, strict=True) if ok}
+        return await self._existing("alive", operator_ids)
 
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         await self._add_load(args=[self.prefix, operator_id, delta])
