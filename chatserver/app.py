@@ -303,6 +303,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 if settings.store_inline_commit is not None
                 else settings.store_synchronous.upper() in ("OFF", "NORMAL")
             ),
+            window=settings.store_commit_window,
         )
         await store.open()
         redis: Redis | None = None

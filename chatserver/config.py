@@ -73,6 +73,7 @@ class Settings:
     store_max_batch: int = 512
     # None: inline when no fsync per commit (synchronous OFF or NORMAL).
     store_inline_commit: bool | None = None
+    store_commit_window: float = 0.0
     # Misc.
     demo_operator: bool = True
     log_level: str = "info"
@@ -97,6 +98,7 @@ class Settings:
         "visitor_abandon_seconds": float,
         "store_max_batch": int,
         "store_inline_commit": bool,
+        "store_commit_window": float,
         "demo_operator": bool,
         "log_json": bool,
         "rate_limit_per_10s": int,
@@ -135,6 +137,8 @@ class Settings:
             raise ConfigError("max_frame_bytes: must be at least 1024")
         if self.max_message_chars < 1:
             raise ConfigError("max_message_chars: must be positive")
+        if not 0 <= self.store_commit_window <= 1:
+            raise ConfigError("store_commit_window: seconds between 0 and 1")
         if self.presence_ttl <= 0:
             raise ConfigError("presence_ttl: must be positive")
         if self.operator_grace_seconds < 0:

@@ -113,3 +113,24 @@ async def test_two_stores_share_one_file(tmp_path):
     assert len(await a.messages_after(SessionId("y"), 0, 500)) == 100
     await a.close()
     await b.close()
+
+
+async def test_commit_window_gathers_writes_into_one_batch(tmp_path):
+    store = SqliteStore(tmp_path / "w.sqlite3", window=0.05)
+    await store.open()
+    futures = []
+    for i in range(20):  # trickling in, one per loop turn
+        futures.append(store.submit_message(msg("s", 0, f"c{i}")))
+        await asyncio.sleep(0)
+    assert await asyncio.gather(*futures) == list(range(1, 21))
+    assert store.batches == 1
+    await store.close()
+
+
+async def test_inline_store_commits_without_the_thread(tmp_path):
+    store = SqliteStore(tmp_path / "i.sqlite3", inline=True, synchronous="NORMAL")
+    await store.open()
+    seqs = await asyncio.gather(*(store.submit_message(msg("s", 0)) for _ in range(100)))
+    assert seqs == list(range(1, 101))
+    assert store.batches <= 2
+    await store.close()

@@ -246,11 +246,15 @@ class SqliteStore:
         synchronous: str = "FULL",
         max_batch: int = 512,
         inline: bool = False,
+        window: float = 0.0,
     ) -> None:
         """``inline`` commits on the event loop's thread: no thread hand-off per
-        batch, but the loop waits for each commit (and its fsync, if any)."""
+        batch, but the loop waits for each commit (and its fsync, if any).
+        ``window`` (seconds, writer thread only) delays a commit to let more
+        writes join it: fewer commits and fsyncs, that much more latency."""
         self.path = path
         self.inline = inline
+        self.window = window
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch
         self._wconn: sqlite3.Connection | None = None
@@ -332,6 +336,9 @@ class SqliteStore:
             if self.inline:
                 # Let the writes of this loop iteration join the batch.
                 await asyncio.sleep(0)
+            elif self.window > 0 and len(self._pending) < self.max_batch and not self._closing:
+                # Gather writes for a moment: one commit (and fsync) for many.
+                await asyncio.sleep(self.window)
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
