@@ -90,6 +90,11 @@ class Connection:
             self._cursor[session_id] = seq
             self.send(out)
 
+    def send_replayed(self, session_id: str, seq: int, out: Outgoing) -> None:
+        """Send a message of a replay, unless this connection already got it."""
+        if seq > self._cursor.get(session_id, 0):
+            self.send(out)
+
     def start_replay(self, session_id: str) -> None:
         self._held.setdefault(session_id, [])
 

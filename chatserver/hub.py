@@ -843,7 +843,7 @@ class Hub:
             while True:
                 rows = await self.store.messages_after(live.session_id, sent, HISTORY_PAGE)
                 for row in rows:
-                    conn.send(Outgoing(row.to_frame()))
+                    conn.send_replayed(live.session_id, row.seq, Outgoing(row.to_frame()))
                     sent = row.seq
                 if len(rows) < HISTORY_PAGE:
                     break
@@ -1101,18 +1101,19 @@ class Hub:
         if session_id in op.chats:
             return
         live = await self._load_live(session_id)
-        if live is None or op.conn is None:
+        if live is None:
+            return
+        await self._learn_visitor_presence([live])
+        conn = op.conn
+        if conn is None or session_id in op.chats:
             return
         if live.chat.state is SessionState.WAITING:  # our cache lags the store
             live.chat.assign(op.operator_id, self.clock())
         if live.chat.operator_id != op.operator_id or not live.chat.is_open:
             return
+        # No await from here to start_replay: from the moment the chat counts as
+        # the operator's, its live messages are held until the history is sent.
         op.chats.add(session_id)
-        await self._learn_visitor_presence([live])
-        conn = op.conn
-        if conn is None:
-            return
-        # The chat's history so far follows, then live messages, without gap.
         conn.start_replay(session_id)
         conn.send_frame({"type": "chat_assigned", "chat": self._summary(live)})
         self._send_status(op)
