@@ -297,6 +297,15 @@ class Hub:
         self.by_token[live.token_hash] = live.session_id
         self._spawn(self.bus.subscribe(f"s:{live.session_id}"))
 
+    def _rehold(self, live: LiveSession) -> LiveSession:
+        """The cached session for ``live``'s id, caching ``live`` again if it was
+        evicted while we awaited (it had no local participant yet)."""
+        current = self.sessions.get(live.session_id)
+        if current is None:
+            self._hold(live)
+            return live
+        return current
+
     def _local_operator(self, live: LiveSession) -> LiveOperator | None:
         op_id = live.chat.operator_id
         op = self.operators.get(op_id) if op_id is not None else None
@@ -1107,6 +1116,7 @@ class Hub:
         conn = op.conn
         if conn is None or session_id in op.chats:
             return
+        live = self._rehold(live)
         if live.chat.state is SessionState.WAITING:  # our cache lags the store
             live.chat.assign(op.operator_id, self.clock())
         if live.chat.operator_id != op.operator_id or not live.chat.is_open:
@@ -1192,6 +1202,7 @@ class Hub:
         if previous is not None:
             previous.close(4008)
         op.status = status
+        lives = [self._rehold(live) for live in lives]
         op.chats |= {live.session_id for live in lives}
         resume: list[tuple[LiveSession, int]] = []
         refused: list[str] = []
