@@ -93,24 +93,28 @@ class _Client:
         timeout: float = 10.0,
     ) -> Frame:
         """Return the first unconsumed frame of type ``kind`` matching ``predicate``."""
+        return await self._wait(
+            lambda f: f.get("type") == kind and (predicate is None or predicate(f)),
+            kind,
+            timeout,
+        )
 
-        def find() -> Frame | None:
-            for index in range(self._cursor, len(self.frames)):
-                frame = self.frames[index]
-                if frame.get("type") == kind and (predicate is None or predicate(frame)):
-                    # Consume it (and keep earlier unmatched frames available).
-                    self.frames[index] = {"type": "_consumed", "was": frame}
-                    return frame
-            return None
+    async def _wait(self, match: Callable[[Frame], bool], what: str, timeout: float) -> Frame:
+        """Consume and return the first frame for which ``match`` is true.
+
+        Earlier unmatched frames stay available to later waits.
+        """
 
         async def wait() -> Frame:
             async with self._changed:
                 while True:
-                    found = find()
-                    if found is not None:
-                        return found
+                    for index in range(self._cursor, len(self.frames)):
+                        frame = self.frames[index]
+                        if match(frame):
+                            self.frames[index] = {"type": "_consumed", "was": frame}
+                            return frame
                     if self.closed.is_set():
-                        raise ConnectionError(f"closed ({self.close_code}) waiting for {kind}")
+                        raise ConnectionError(f"closed ({self.close_code}) waiting for {what}")
                     await self._changed.wait()
 
         return await asyncio.wait_for(wait(), timeout)
@@ -176,26 +180,7 @@ class VisitorClient(_Client):
         return client
 
     async def wait_for_any(self, kinds: tuple[str, ...], timeout: float = 10.0) -> Frame:
-        return (
-            await self.wait_for(kinds[0], None, timeout)
-            if len(kinds) == 1
-            else await self._wait_any(kinds, timeout)
-        )
-
-    async def _wait_any(self, kinds: tuple[str, ...], timeout: float) -> Frame:
-        async def wait() -> Frame:
-            async with self._changed:
-                while True:
-                    for index in range(self._cursor, len(self.frames)):
-                        frame = self.frames[index]
-                        if frame.get("type") in kinds:
-                            self.frames[index] = {"type": "_consumed", "was": frame}
-                            return frame
-                    if self.closed.is_set():
-                        raise ConnectionError(f"closed ({self.close_code})")
-                    await self._changed.wait()
-
-        return await asyncio.wait_for(wait(), timeout)
+        return await self._wait(lambda f: f.get("type") in kinds, "/".join(kinds), timeout)
 
     @property
     def token(self) -> str:
@@ -212,27 +197,18 @@ class VisitorClient(_Client):
         return await self.await_ack(cmid, timeout)
 
     async def await_ack(self, client_msg_id: str, timeout: float = 10.0) -> int:
-        frame = await self._wait_any_match(client_msg_id, timeout)
+        """The seq of ``client_msg_id``'s ack; raises ``ClientError`` if it was refused."""
+        frame = await self._wait(
+            lambda f: (
+                (f.get("type") == "ack" and f.get("client_msg_id") == client_msg_id)
+                or (f.get("type") == "error" and f.get("ref") == client_msg_id)
+            ),
+            f"ack of {client_msg_id}",
+            timeout,
+        )
         if frame["type"] == "error":
             raise ClientError(frame)
         return int(frame["seq"])
-
-    async def _wait_any_match(self, cmid: str, timeout: float) -> Frame:
-        async def wait() -> Frame:
-            async with self._changed:
-                while True:
-                    for index in range(self._cursor, len(self.frames)):
-                        frame = self.frames[index]
-                        if (frame.get("type") == "ack" and frame.get("client_msg_id") == cmid) or (
-                            frame.get("type") == "error" and frame.get("ref") == cmid
-                        ):
-                            self.frames[index] = {"type": "_consumed", "was": frame}
-                            return frame
-                    if self.closed.is_set():
-                        raise ConnectionError(f"closed ({self.close_code})")
-                    await self._changed.wait()
-
-        return await asyncio.wait_for(wait(), timeout)
 
 
 class OperatorClient(VisitorClient):
