@@ -90,7 +90,9 @@ class RedisBus:
             return
         self._channels.add(channel)
         if self._pubsub is not None and self._connected:
-            with contextlib.suppress(RedisError, OSError):
+            # Best effort: a dropped connection (redis-py may then fail with any
+            # error) resubscribes from ``_channels`` when it comes back.
+            with contextlib.suppress(Exception):
                 await self._pubsub.subscribe(self.prefix + channel)
 
     async def unsubscribe(self, channel: str) -> None:
@@ -98,7 +100,9 @@ class RedisBus:
             return
         self._channels.discard(channel)
         if self._pubsub is not None and self._connected:
-            with contextlib.suppress(RedisError, OSError):
+            # Best effort: a dropped connection (redis-py may then fail with any
+            # error) resubscribes from ``_channels`` when it comes back.
+            with contextlib.suppress(Exception):
                 await self._pubsub.unsubscribe(self.prefix + channel)
 
     async def _connect(self) -> None:
