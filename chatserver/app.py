@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from . import auth
+from . import api, auth
+from .attachments import FileStore
 from .bus.base import Bus
 from .bus.memory import MemoryBus
 from .bus.redis import RedisBus
@@ -31,12 +34,15 @@ from .config import Settings
 from .connection import Connection
 from .errors import CLOSE_RATE_LIMITED, BadFrame, ChatError, HelloRequired, RateLimited
 from .hub import Hub
+from .mail import MailError, SmtpListener
 from .presence.base import Presence
 from .presence.memory import MemoryPresence
 from .presence.redis import RedisPresence
 from .protocol import MSGPACK_SUBPROTOCOL, OPERATOR_FRAMES, VISITOR_FRAMES, decode, validate
 from .store.base import OperatorRecord
 from .store.sqlite import SqliteStore
+from .store.tickets import TicketStore
+from .ticketing import TicketService
 from .types import OperatorId, Role
 
 log = logging.getLogger("chatserver.app")
@@ -288,6 +294,19 @@ async def ensure_demo_operator(store: SqliteStore) -> None:
     )
 
 
+def _ingest_handler(tickets: TicketService) -> Any:
+    async def handle(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
+        try:
+            outcome = await tickets.ingest(raw)
+        except MailError:
+            raise
+        except ChatError as exc:
+            raise MailError(exc.message) from exc
+        log.info("inbound mail from %s: %s", mail_from, outcome)
+
+    return handle
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.load()
 
@@ -331,12 +350,37 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await hub.start()
         if settings.demo_operator:
             await ensure_demo_operator(store)
+        files = FileStore(settings.data_dir / "attachments")
+        records = TicketStore(settings.db_path, files)
+        await records.open()
+        hub.records = records
+        tickets = TicketService(settings, store, records, files, hub)
+        background = [asyncio.create_task(tickets.mail_loop(), name="mail-out")]
+        listener: SmtpListener | None = None
+        if settings.smtp_listen_port is not None:
+            listener = SmtpListener(
+                _ingest_handler(tickets),
+                host=settings.smtp_listen_host,
+                port=settings.smtp_listen_port,
+                max_bytes=settings.max_mail_bytes,
+            )
+            await listener.start()
+            log.info("SMTP listener on %s:%d", settings.smtp_listen_host, listener.port)
         app.state.hub = hub
+        app.state.tickets = tickets
+        app.state.smtp = listener
         log.info("chatserver node %s ready (store %s)", hub.node_id, settings.db_path)
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await hub.stop()
+            await records.close()
             await store.close()
             if redis is not None:
                 await redis.aclose()
@@ -348,11 +392,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
+        *api.ROUTES,
         WebSocketRoute("/ws/visitor", visitor_endpoint),
         WebSocketRoute("/ws/operator", operator_endpoint),
         Mount("/console", ConsoleFiles(directory=CONSOLE_DIR, html=True, check_dir=False)),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        # The widget calls the visitor API from the host site's origin; tokens
+        # travel in the Authorization header, never in cookies.
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.visitor_allowed_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     return app
 

@@ -1,16 +1,18 @@
-"""Command line: ``chatserver serve | operator add | operator list``."""
+"""Command line: ``chatserver serve | operator add|list | audit verify | mail ingest``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import logging
 import secrets
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from . import auth
 from .config import ConfigError, Settings
@@ -37,7 +39,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     settings = Settings.load(
-        host=args.host, port=args.port, data_dir=args.data_dir, redis_url=args.redis_url
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        redis_url=args.redis_url,
+        smtp_listen_port=args.smtp_port,
     )
     _setup_logging(settings)
     app = create_app(settings)
@@ -138,6 +144,66 @@ def cmd_operator_list(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_tickets(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``work(service)`` against the store (while servers may be running)."""
+    from .attachments import FileStore
+    from .store.sqlite import SqliteStore
+    from .store.tickets import TicketStore
+    from .ticketing import TicketService
+
+    store = SqliteStore(settings.db_path)
+    await store.open()
+    files = FileStore(settings.data_dir / "attachments")
+    records = TicketStore(settings.db_path, files)
+    await records.open()
+    try:
+        return await work(TicketService(settings, store, records, files))
+    finally:
+        await records.close()
+        await store.close()
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    settings = Settings.load(data_dir=args.data_dir)
+
+    async def work(service: Any) -> int:
+        problems = await service.records.verify()
+        _rows, total = await service.records.search(limit=1)
+        for problem in problems:
+            print(problem)
+        if problems:
+            print(f"FAILED: {len(problems)} problem(s) in the ticket history", file=sys.stderr)
+            return 1
+        print(f"ok: {total} tickets, every history chain and attachment intact")
+        return 0
+
+    return asyncio.run(_with_tickets(settings, work))
+
+
+def cmd_mail_ingest(args: argparse.Namespace) -> int:
+    from .mail import MailError
+
+    settings = Settings.load(data_dir=args.data_dir)
+    raws = [Path(f).read_bytes() if f != "-" else sys.stdin.buffer.read() for f in args.files]
+
+    async def work(service: Any) -> int:
+        failed = 0
+        for name, raw in zip(args.files, raws, strict=True):
+            try:
+                outcome = await service.ingest(raw)
+            except MailError as exc:
+                print(f"{name}: refused: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            ref = f"#{outcome['ticket']}" if outcome.get("ticket") else "-"
+            reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
+            print(f"{name}: {outcome['result']} {ref}{reason}")
+        await service.deliver_due()
+        return 1 if failed else 0
+
+    return asyncio.run(_with_tickets(settings, work))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="where the SQLite store lives (default ./data)"
     )
     serve.add_argument("--redis-url", help="redis://… to share presence across nodes")
+    serve.add_argument(
+        "--smtp-port", type=int, help="run the inbound SMTP listener on this port (0: any free)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     operator = sub.add_parser("operator", help="manage operator accounts")
@@ -167,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     lst = op_sub.add_parser("list", help="list operator accounts")
     lst.add_argument("--data-dir", type=Path)
     lst.set_defaults(func=cmd_operator_list)
+
+    audit = sub.add_parser("audit", help="check the revision-safe ticket history")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="verify every ticket's hash chain and files")
+    verify.add_argument("--data-dir", type=Path)
+    verify.set_defaults(func=cmd_audit_verify)
+
+    mail = sub.add_parser("mail", help="the e-mail channel")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True)
+    ingest = mail_sub.add_parser("ingest", help="take .eml files as inbound mail")
+    ingest.add_argument("files", nargs="+", help=".eml files ('-' reads stdin)")
+    ingest.add_argument("--data-dir", type=Path)
+    ingest.set_defaults(func=cmd_mail_ingest)
     return parser
 
 

@@ -39,6 +39,8 @@ def _cast(key: str, raw: str, kind: Any) -> Any:
             return tuple(p.strip() for p in raw.split(",") if p.strip())
         if kind == "optional":
             return raw or None
+        if kind == "optional_int":
+            return int(raw) if raw else None
         return raw
     except ValueError as exc:
         raise ConfigError(f"{ENV_PREFIX}{key.upper()}: cannot read {raw!r} ({exc})") from None
@@ -68,12 +70,29 @@ class Settings:
     default_capacity: int = 5
     queue_update_interval: float = 1.0
     visitor_abandon_seconds: float = 600.0
+    # Offer the offline form (a ticket) when this many chats wait.
+    offline_queue_length: int = 20
     # Store.
     store_synchronous: str = "FULL"
     store_max_batch: int = 512
     # None: inline when no fsync per commit (synchronous OFF or NORMAL).
     store_inline_commit: bool | None = None
     store_commit_window: float = 0.0
+    # Attachments.
+    max_upload_bytes: int = 10 * 1024 * 1024
+    # E-mail. Without smtp_host no mail is sent (tickets work without it).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    mail_from: str = "support@localhost"
+    mail_retry_seconds: float = 60.0
+    # Inbound mail: the built-in SMTP listener (off unless a port is given).
+    smtp_listen_host: str = "127.0.0.1"
+    smtp_listen_port: int | None = None
+    max_mail_bytes: int = 25 * 1024 * 1024
     # Misc.
     demo_operator: bool = True
     log_level: str = "info"
@@ -96,9 +115,20 @@ class Settings:
         "default_capacity": int,
         "queue_update_interval": float,
         "visitor_abandon_seconds": float,
+        "offline_queue_length": int,
         "store_max_batch": int,
         "store_inline_commit": bool,
         "store_commit_window": float,
+        "max_upload_bytes": int,
+        "smtp_host": "optional",
+        "smtp_port": int,
+        "smtp_username": "optional",
+        "smtp_password": "optional",
+        "smtp_starttls": bool,
+        "smtp_tls": bool,
+        "mail_retry_seconds": float,
+        "smtp_listen_port": "optional_int",
+        "max_mail_bytes": int,
         "demo_operator": bool,
         "log_json": bool,
         "rate_limit_per_10s": int,
@@ -147,6 +177,14 @@ class Settings:
             raise ConfigError("default_capacity: must be at least 1")
         if self.store_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ConfigError("store_synchronous: one of OFF, NORMAL, FULL, EXTRA")
+        if self.max_upload_bytes < 1024:
+            raise ConfigError("max_upload_bytes: must be at least 1024")
+        if self.smtp_listen_port is not None and not 0 <= self.smtp_listen_port < 65536:
+            raise ConfigError(f"smtp_listen_port: {self.smtp_listen_port} is not a TCP port")
+        if "@" not in self.mail_from:
+            raise ConfigError(f"mail_from: {self.mail_from!r} is not an e-mail address")
+        if self.offline_queue_length < 1:
+            raise ConfigError("offline_queue_length: must be at least 1")
         if self.redis_url is not None and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):

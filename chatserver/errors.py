@@ -9,6 +9,9 @@
     ├── Unauthorized             "unauthorized"     close 4001 / HTTP 401
     ├── Forbidden                "forbidden"        close 4003 / HTTP 403
     ├── UnknownSession           "unknown_session"  HTTP 404
+    ├── NotFound                 "not_found"        HTTP 404 (tickets, attachments)
+    ├── TooLarge                 "too_large"        HTTP 413 (uploads; in attachments.py)
+    ├── UnsupportedType          "unsupported_type" HTTP 415 (uploads; in attachments.py)
     ├── NotAssigned              "not_assigned"
     ├── ChatClosed               "chat_closed"
     ├── InvalidState             "invalid_state"    HTTP 409
@@ -70,6 +73,13 @@ class Forbidden(ChatError):
 
 class UnknownSession(ChatError):
     code = "unknown_session"
+    http_status = 404
+
+
+class NotFound(ChatError):
+    """No such ticket or attachment, or not one the caller may see (indistinguishable)."""
+
+    code = "not_found"
     http_status = 404
 
 

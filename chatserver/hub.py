@@ -40,6 +40,7 @@ from .errors import (
     ChatClosed,
     ChatError,
     NotAssigned,
+    NotFound,
     Unauthorized,
     Unavailable,
     UnknownSession,
@@ -50,6 +51,7 @@ from .routing import QueueEntry
 from .sessions import ChatSession
 from .store.base import MessageRecord, OperatorRecord, SessionRecord
 from .store.sqlite import DuplicateMessage, SqliteStore
+from .store.tickets import TicketStore
 from .types import (
     PLAN_PRIORITY,
     NodeId,
@@ -165,6 +167,10 @@ class Hub:
         self._presence_ok = True
         self._dead_since: dict[OperatorId, float] = {}
         self.clock: Callable[[], float] = time.time
+        # Tickets and attachments (set by the app); None: attachments are refused.
+        self.records: TicketStore | None = None
+        # Nobody online to chat (or the queue is too long): visitors get the offline form.
+        self.offline = False
         # Counters for health and metrics.
         self.messages_in = 0
         self.messages_out = 0
@@ -178,6 +184,7 @@ class Hub:
         await self.bus.start(self._on_note, self._on_resync)
         await self.bus.subscribe("queue")
         await self._recover()
+        await self._refresh_offline()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="hub-ticker"))
         if self.shared:
             self._tasks.append(asyncio.create_task(self._presence_loop(), name="hub-presence"))
@@ -417,8 +424,24 @@ class Hub:
                 "state": live.chat.state.value,
                 "operator": self._chat_operator(live),
                 "queue_position": position,
+                "offline": self.offline,
             }
         )
+
+    async def _refresh_offline(self) -> bool:
+        """Recompute :attr:`offline`; tell waiting-to-start visitors here when it flips."""
+        try:
+            slots = await self._presence(self.presence.operators())
+        except ChatError:
+            return self.offline
+        online = any(s.status is OperatorStatus.ONLINE for s in slots)
+        offline = not online or len(self._positions) >= self.settings.offline_queue_length
+        if offline != self.offline:
+            self.offline = offline
+            for live in self.sessions.values():
+                if live.conns and live.chat.state is SessionState.NEW:
+                    self._send_visitors(live, self._state_frame(live, None))
+        return offline
 
     def _send_visitors(
         self, live: LiveSession, out: Outgoing, *, skip: Connection | None = None
@@ -453,6 +476,7 @@ class Hub:
         client_msg_id: str | None = None,
         event: str | None = None,
         origin: Connection | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> asyncio.Future[int]:
         """Store a message and, once committed, ack ``origin`` and fan it out.
 
@@ -468,6 +492,7 @@ class Hub:
             text,
             client_msg_id,
             event,
+            extra,
         )
         key = (sender.value, client_msg_id) if client_msg_id is not None else None
 
@@ -657,10 +682,54 @@ class Hub:
         *,
         operator_id: OperatorId | None,
         author: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> asyncio.Future[int]:
         return self._append(
-            live, Sender.SYSTEM, text, sender_id=operator_id, author=author, event=event
+            live,
+            Sender.SYSTEM,
+            text,
+            sender_id=operator_id,
+            author=author,
+            event=event,
+            extra=extra,
         )
+
+    async def post_system(
+        self,
+        session_id: SessionId,
+        event: str,
+        text: str,
+        *,
+        operator_id: OperatorId | None = None,
+        author: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        """Store a system message in a chat (on any node) and deliver it; returns its seq."""
+        live = await self._load_live(session_id)
+        if live is None:
+            raise UnknownSession(f"no chat {session_id[:64]}")
+        live = self._rehold(live)
+        seq = await self._system(
+            live, event, text, operator_id=operator_id, author=author, extra=extra
+        )
+        self._evict_if_idle(live)
+        return seq
+
+    async def _message_attachments(
+        self, live: LiveSession, frame: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The ``extra`` of a message frame naming attachments of its chat, checked."""
+        ids = frame.get("attachments")
+        if not ids:
+            return None
+        if self.records is None:
+            raise BadFrame("attachments are not enabled", ref=frame["client_msg_id"])
+        found = await self.records.attachments_of(f"s:{live.session_id}", ids)
+        if len(found) != len(set(ids)):
+            raise NotFound(
+                "unknown attachment: upload it into this chat first", ref=frame["client_msg_id"]
+            )
+        return {"attachments": [a.public() for a in found]}
 
     # -------------------------------------------------------------- bus notes
     def _on_note(self, channel: str, payload: bytes) -> None:
@@ -798,6 +867,7 @@ class Hub:
                 "queue_position": position,
                 "visitor": v.public(),
                 "read_seq": live.chat.operator_read_seq,
+                "offline": self.offline,
             }
         )
         if resumed:
@@ -880,6 +950,11 @@ class Hub:
                 raise ChatClosed("this chat has ended; start a new one", ref=cmid)
             if self._closing:
                 raise Unavailable("the server is shutting down", ref=cmid)
+            extra = await self._message_attachments(live, frame)
+            if extra is not None:
+                live = self._rehold(live)
+                if self._resend(live, conn, Sender.VISITOR, cmid):
+                    return
             self._append(
                 live,
                 Sender.VISITOR,
@@ -888,9 +963,10 @@ class Hub:
                 author=live.visitor.name or "Visitor",
                 client_msg_id=cmid,
                 origin=conn,
+                extra=extra,
             )
             if chat.state is SessionState.NEW:
-                live.preview = frame["text"][:120]
+                live.preview = (frame["text"] or "📎 attachment")[:120]
                 await self._start_waiting(live)
         elif kind == "typing":
             note = {"k": "t", "from": "visitor", "active": frame["active"]}
@@ -1292,6 +1368,11 @@ class Hub:
                 raise
             if self._closing:
                 raise Unavailable("the server is shutting down", ref=cmid)
+            extra = await self._message_attachments(live, frame)
+            if extra is not None:
+                live = self._own_chat(op, frame["session_id"])  # still ours after the await?
+                if self._resend(live, conn, Sender.OPERATOR, cmid):
+                    return
             self._append(
                 live,
                 Sender.OPERATOR,
@@ -1300,6 +1381,7 @@ class Hub:
                 author=op.record.name,
                 client_msg_id=cmid,
                 origin=conn,
+                extra=extra,
             )
         elif kind == "typing":
             live = self._own_chat(op, frame["session_id"])
@@ -1511,6 +1593,10 @@ class Hub:
             if self.shared and self._presence_ok and not was_ok:
                 was_ok = True
                 await self._reregister_presence()
+            try:
+                await self._refresh_offline()
+            except Exception:
+                log.exception("availability update failed")
             if not self._queue_dirty:
                 continue
             self._queue_dirty = False
@@ -1563,4 +1649,5 @@ def _record_row(record: MessageRecord) -> list[Any]:
         record.text,
         record.client_msg_id,
         record.event,
+        record.extra,
     ]

@@ -36,7 +36,11 @@ VISITOR_FRAMES: Final[dict[str, _Schema]] = {
         "user_agent": (_OPT_STR, False, 500),
         "identity": ((dict, type(None)), False, 0),
     },
-    "message": {"client_msg_id": (_STR, True, 64), "text": (_STR, True, 0)},
+    "message": {
+        "client_msg_id": (_STR, True, 64),
+        "text": (_STR, True, 0),
+        "attachments": ((list, type(None)), False, 0),
+    },
     "typing": {"active": (_BOOL, True, 0)},
     "read": {"seq": (_INT, True, 0)},
     "info": {
@@ -59,6 +63,7 @@ OPERATOR_FRAMES: Final[dict[str, _Schema]] = {
         "session_id": (_STR, True, 64),
         "client_msg_id": (_STR, True, 64),
         "text": (_STR, True, 0),
+        "attachments": ((list, type(None)), False, 0),
     },
     "typing": {"session_id": (_STR, True, 64), "active": (_BOOL, True, 0)},
     "read": {"session_id": (_STR, True, 64), "seq": (_INT, True, 0)},
@@ -71,6 +76,7 @@ OPERATOR_FRAMES: Final[dict[str, _Schema]] = {
     "ping": {},
 }
 
+MAX_ATTACHMENTS: Final = 10
 _EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,252}$")
 
 
@@ -109,9 +115,17 @@ def validate(frame: dict[str, Any], schemas: dict[str, _Schema], max_text: int) 
             raise BadFrame(f"{kind}: field {name!r} is longer than {max_len}", ref=ref)
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             raise BadFrame(f"{kind}: field {name!r} must not be negative", ref=ref)
+    if "attachments" in schema and frame.get("attachments") is not None:
+        ids = frame["attachments"]
+        if len(ids) > MAX_ATTACHMENTS or not all(
+            isinstance(i, str) and 0 < len(i) <= 64 for i in ids
+        ):
+            raise BadFrame(f"attachments: up to {MAX_ATTACHMENTS} attachment ids", ref=ref)
+        if len(set(ids)) != len(ids):
+            raise BadFrame("attachments: an id is listed twice", ref=ref)
     if "text" in schema:
         text = frame["text"].strip()
-        if not text:
+        if not text and not frame.get("attachments"):
             raise BadFrame("message text is empty", ref=ref)
         if len(text) > max_text:
             raise BadFrame(f"message text is longer than {max_text} characters", ref=ref)

@@ -134,3 +134,45 @@ async def test_inline_store_commits_without_the_thread(tmp_path):
     assert seqs == list(range(1, 101))
     assert store.batches <= 2
     await store.close()
+
+
+async def test_upgrades_a_version_1_store_keeping_its_data(tmp_path):
+    """A store written by the first release (schema 1) is migrated on open:
+    old chats and messages stay readable, new tables and columns appear."""
+    from chatserver.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "s.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    for statement in str(MIGRATIONS[0]).split(";"):
+        if statement.strip():
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 1")
+    old.execute(
+        "INSERT INTO sessions (id, token_hash, state, created_at) VALUES ('s1', 'h', 'closed', 1)"
+    )
+    old.execute(
+        "INSERT INTO messages (session_id, seq, ts, sender, text) VALUES ('s1', 1, 5, 'visitor',"
+        " 'from the old release')"
+    )
+    old.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        (row,) = await store.messages_after(SessionId("s1"), 0, 10)
+        assert row.text == "from the old release" and row.extra is None
+        seq = await store.submit_message(
+            MessageRecord(SessionId("s1"), 0, 6, "visitor", None, "V", "new", "c1", None,
+                          {"attachments": [{"id": "a_1"}]})
+        )
+        assert seq == 2
+        rows = await store.messages_after(SessionId("s1"), 1, 10)
+        assert rows[0].to_frame()["attachments"] == [{"id": "a_1"}]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"tickets", "ticket_events", "attachments", "mail_outbox"} <= tables
+    finally:
+        conn.close()

@@ -48,6 +48,10 @@ class Presence(Protocol):
 
     async def operator(self, operator_id: OperatorId) -> OperatorSlot | None: ...
 
+    async def operators(self) -> list[OperatorSlot]:
+        """Every registered operator (status ``offline`` once their node stopped heartbeating)."""
+        ...
+
     async def enqueue(self, entry: QueueEntry) -> int:
         """Add a waiting chat; returns its 1-based position."""
         ...

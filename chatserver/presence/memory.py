@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 
@@ -44,6 +45,9 @@ class MemoryPresence:
 
     async def operator(self, operator_id: OperatorId) -> OperatorSlot | None:
         return self.router.operators.get(operator_id)
+
+    async def operators(self) -> list[OperatorSlot]:
+        return [dataclasses.replace(slot) for slot in self.router.operators.values()]
 
     async def enqueue(self, entry: QueueEntry) -> int:
         self.router.enqueue(entry)

@@ -291,6 +291,27 @@ class RedisPresence:
         if not fields:
             return None
         alive = await self.redis.exists(f"{self.prefix}:alive:{operator_id}")
+        return self._slot(operator_id, fields, bool(alive))
+
+    async def operators(self) -> list[OperatorSlot]:
+        """Every registered operator, in two round trips."""
+        ids = sorted(_text(m) for m in await self.redis.smembers(f"{self.prefix}:ops"))
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for operator_id in ids:
+                pipe.hgetall(self._op(operator_id))
+                pipe.exists(f"{self.prefix}:alive:{operator_id}")
+            replies = await pipe.execute()
+        slots = []
+        for i, operator_id in enumerate(ids):
+            fields, alive = replies[2 * i], replies[2 * i + 1]
+            if fields:
+                slots.append(self._slot(OperatorId(operator_id), fields, bool(alive)))
+        return slots
+
+    @staticmethod
+    def _slot(operator_id: OperatorId, fields: Any, alive: bool) -> OperatorSlot:
         f = _fields(fields)
         status = OperatorStatus(f.get("status", "offline")) if alive else OperatorStatus.OFFLINE
         return OperatorSlot(

@@ -71,6 +71,8 @@ class MessageRecord:
     text: str
     client_msg_id: str | None = None
     event: str | None = None
+    # Optional extras shown in the frame: "attachments" (list), "ticket" (ref).
+    extra: dict[str, Any] | None = None
 
     def to_frame(self) -> dict[str, Any]:
         frame: dict[str, Any] = {
@@ -85,6 +87,8 @@ class MessageRecord:
         }
         if self.event is not None:
             frame["event"] = self.event
+        if self.extra:
+            frame.update(self.extra)
         return frame
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import logging
 import sqlite3
 import time
@@ -28,7 +29,7 @@ log = logging.getLogger("chatserver.store")
 _T = TypeVar("_T")
 
 # Each entry migrates from version i to i + 1. Never edit a landed entry.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | list[str]] = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE operators (
@@ -78,13 +79,101 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX messages_client_msg_id
         ON messages(session_id, sender, client_msg_id) WHERE client_msg_id IS NOT NULL;
     """,
+    # 2: attachments, tickets with their append-only hash-chained history, mail.
+    [
+        "ALTER TABLE messages ADD COLUMN extra TEXT",
+        """CREATE TABLE attachments (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            storage TEXT NOT NULL,
+            uploaded_by TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX attachments_owner ON attachments(owner)",
+        """CREATE TABLE tickets (
+            number INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            priority_rank INTEGER NOT NULL,
+            department TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            assignee TEXT,
+            channel TEXT NOT NULL,
+            requester_name TEXT,
+            requester_email TEXT,
+            customer_id TEXT,
+            session_id TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            events INTEGER NOT NULL,
+            head TEXT NOT NULL
+        )""",
+        "CREATE INDEX tickets_inbox ON tickets(state, priority_rank, created_at)",
+        "CREATE INDEX tickets_customer ON tickets(customer_id)",
+        "CREATE INDEX tickets_session ON tickets(session_id)",
+        # A chat becomes a ticket at most once (forms may send several).
+        "CREATE UNIQUE INDEX tickets_chat ON tickets(session_id) WHERE channel = 'chat'",
+        "CREATE INDEX tickets_email ON tickets(requester_email)",
+        """CREATE TABLE ticket_events (
+            ticket INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            internal INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (ticket, n)
+        ) WITHOUT ROWID""",
+        """CREATE TRIGGER ticket_events_append_only_u BEFORE UPDATE ON ticket_events
+            BEGIN SELECT RAISE(ABORT, 'ticket history is append-only'); END""",
+        """CREATE TRIGGER ticket_events_append_only_d BEFORE DELETE ON ticket_events
+            BEGIN SELECT RAISE(ABORT, 'ticket history is append-only'); END""",
+        """CREATE TRIGGER attachments_append_only_u BEFORE UPDATE ON attachments
+            BEGIN SELECT RAISE(ABORT, 'attachments are append-only'); END""",
+        """CREATE TRIGGER attachments_append_only_d BEFORE DELETE ON attachments
+            BEGIN SELECT RAISE(ABORT, 'attachments are append-only'); END""",
+        "CREATE TABLE mail_ids (message_id TEXT PRIMARY KEY, ticket INTEGER NOT NULL)",
+        """CREATE TABLE mail_outbox (
+            id INTEGER PRIMARY KEY,
+            ticket INTEGER,
+            to_addr TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            refs TEXT NOT NULL,
+            attachments TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL,
+            sent_at REAL,
+            last_error TEXT
+        )""",
+        "CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt) WHERE sent_at IS NULL",
+        """CREATE TABLE mail_review (
+            id INTEGER PRIMARY KEY,
+            received_at REAL NOT NULL,
+            sender TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            message_id TEXT,
+            ticket INTEGER,
+            reason TEXT NOT NULL,
+            storage TEXT NOT NULL
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (session_id, seq, ts, sender, sender_id, author, text,"
-    " client_msg_id, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " client_msg_id, event, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SESSION_COLUMNS = (
     "id, token_hash, state, created_at, visitor_name, visitor_email, page_url, user_agent,"
@@ -161,7 +250,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             if current > version:
                 conn.execute("COMMIT")
                 continue
-            for statement in MIGRATIONS[version].split(";"):
+            step = MIGRATIONS[version]
+            for statement in step.split(";") if isinstance(step, str) else step:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version + 1}")
@@ -192,6 +282,7 @@ def _message_params(m: MessageRecord) -> tuple[Any, ...]:
         m.text,
         m.client_msg_id,
         m.event,
+        json.dumps(m.extra, separators=(",", ":")) if m.extra else None,
     )
 
 
@@ -567,11 +658,25 @@ class SqliteStore:
         self, session_id: SessionId, after_seq: int, limit: int
     ) -> list[MessageRecord]:
         rows = await self._fetchall(
-            "SELECT session_id, seq, ts, sender, sender_id, author, text, client_msg_id, event"
-            " FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT session_id, seq, ts, sender, sender_id, author, text, client_msg_id, event,"
+            " extra FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (session_id, after_seq, limit),
         )
-        return [MessageRecord(SessionId(r[0]), *r[1:]) for r in rows]
+        return [
+            MessageRecord(
+                SessionId(r[0]),
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                json.loads(r[9]) if r[9] else None,
+            )
+            for r in rows
+        ]
 
     async def assigned_sessions(self, operator_id: OperatorId | None = None) -> list[SessionRecord]:
         """Open chats assigned to ``operator_id`` (or to anyone)."""
