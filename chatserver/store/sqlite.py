@@ -167,6 +167,68 @@ MIGRATIONS: list[str | list[str]] = [
             storage TEXT NOT NULL
         )""",
     ],
+    # 3: service levels, internal chat threads, time tracking, customers, canned
+    # responses, callback requests.
+    [
+        "ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat'",
+        "ALTER TABLE sessions ADD COLUMN phone TEXT",
+        "ALTER TABLE sessions ADD COLUMN preferred_times TEXT",
+        "ALTER TABLE sessions ADD COLUMN level INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE sessions ADD COLUMN first_response_at REAL",
+        "ALTER TABLE sessions ADD COLUMN sla_first_due REAL",
+        "ALTER TABLE tickets ADD COLUMN plan TEXT",
+        "ALTER TABLE tickets ADD COLUMN sla_first_due REAL",
+        "ALTER TABLE tickets ADD COLUMN sla_resolution_due REAL",
+        "ALTER TABLE tickets ADD COLUMN first_response_at REAL",
+        "ALTER TABLE tickets ADD COLUMN resolved_at REAL",
+        "ALTER TABLE tickets ADD COLUMN paused_since REAL",
+        "ALTER TABLE tickets ADD COLUMN paused_seconds REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE tickets ADD COLUMN sla_breached TEXT NOT NULL DEFAULT ''",
+        # Operators-only threads on a chat: supervisor whispers, 3rd-level consults.
+        """CREATE TABLE chat_notes (
+            session_id TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            author_id TEXT NOT NULL,
+            author_name TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (session_id, n)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE time_entries (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            operator_id TEXT NOT NULL,
+            customer_id TEXT,
+            ticket INTEGER,
+            session_id TEXT,
+            seconds INTEGER NOT NULL,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX time_entries_customer ON time_entries(customer_id, ts)",
+        """CREATE TRIGGER time_entries_append_only_u BEFORE UPDATE ON time_entries
+            BEGIN SELECT RAISE(ABORT, 'time entries are append-only'); END""",
+        """CREATE TRIGGER time_entries_append_only_d BEFORE DELETE ON time_entries
+            BEGIN SELECT RAISE(ABORT, 'time entries are append-only'); END""",
+        """CREATE TABLE customers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            email TEXT,
+            plan TEXT NOT NULL DEFAULT 'free',
+            contract TEXT NOT NULL DEFAULT 'hourly',
+            package_minutes INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE canned_responses (
+            id INTEGER PRIMARY KEY,
+            department TEXT,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE TABLE sla_breaches (ref TEXT NOT NULL, kind TEXT NOT NULL, due REAL NOT NULL,"
+        " recorded_at REAL NOT NULL, PRIMARY KEY (ref, kind))",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
