@@ -297,7 +297,7 @@ async def ensure_demo_operator(store: SqliteStore) -> None:
 def _ingest_handler(tickets: TicketService) -> Any:
     async def handle(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
         try:
-            outcome = await tickets.ingest(raw)
+            outcome = await tickets.ingest(raw, mail_from)
         except MailError:
             raise
         except ChatError as exc:

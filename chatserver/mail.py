@@ -14,6 +14,7 @@ Every failure a caller should handle is a :class:`MailError`.
 from __future__ import annotations
 
 import asyncio
+import email.errors
 import email.headerregistry
 import email.policy
 import email.utils
@@ -111,12 +112,15 @@ class OutboundMail:
 _LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 _MSGID_TOKEN = re.compile(r"<[^<>\s]+>")
 _MSGID_FULL = re.compile(r"<[^<>\s\x00-\x1f\x7f]+>")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")  # can spoof displayed text
+_BODY_JUNK = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
 def _fix_surrogates(value: str) -> str:
     """Decode raw 8-bit header bytes (surrogate-escaped by the parser): UTF-8, else cp1252."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not _ESCAPED_BYTE.search(value):
         return value
     try:
         raw = value.encode("utf-8", "surrogateescape")
@@ -129,7 +133,8 @@ def _fix_surrogates(value: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    """Control and format characters dropped, all whitespace runs collapsed to one space."""
+    """Control and bidi-override characters dropped, whitespace runs collapsed to one space."""
+    value = _BIDI_CONTROLS.sub("", value)
     value = "".join(
         " " if ch in _LINE_BREAKS or ch == "\t" else ch
         for ch in _fix_surrogates(value)
@@ -544,10 +549,9 @@ def _unflow(text: str, *, delsp: bool) -> str:
 
 
 def _clean_body(text: str) -> str:
+    """Newlines normalized to \\n; control characters (except tab/newline) dropped."""
     text = _fix_surrogates(text).replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    return _BODY_JUNK.sub("", text)
 
 
 def _part_text(part: Message) -> str:
@@ -661,7 +665,10 @@ def _sender(msg: Message) -> tuple[str, str | None]:
             continue
         if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in local):
             continue
-        address = email.headerregistry.Address(username=local, domain=domain).addr_spec
+        try:
+            address = email.headerregistry.Address(username=local, domain=domain).addr_spec
+        except (ValueError, email.errors.HeaderParseError):
+            continue
         display = _one_line(name)[:200] or None
         return address.lower(), display
     raise MailError("mail has no usable From address")
@@ -700,18 +707,26 @@ def parse_inbound(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> InboundM
         raise MailError(f"not a mail: {exc}") from exc
     if not msg.keys():
         raise MailError("not a mail: no headers")
+    try:
+        return _parse(msg)
+    except MailError:
+        raise
+    except Exception as exc:  # a safety net: the stdlib can still trip over hostile input
+        log.warning("unparseable inbound mail", exc_info=True)
+        raise MailError(f"unparseable mail: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse(msg: EmailMessage) -> InboundMail:
     sender, sender_name = _sender(msg)
 
     subject = _one_line(_header(msg, "Subject") or "")[:MAX_SUBJECT_CHARS]
     msgid_raw = _header(msg, "Message-ID")
     message_id = _normalize_msgid(msgid_raw) if msgid_raw else None
 
-    references: list[str] = []
+    references: dict[str, None] = {}  # ordered set
     for name in ("In-Reply-To", "References"):
         for value in msg.get_all(name) or ():
-            for ref in _msgids(_fix_surrogates(str(value))):
-                if ref not in references:
-                    references.append(ref)
+            references.update(dict.fromkeys(_msgids(_fix_surrogates(str(value)))))
 
     plain = _find_body(msg, "plain")
     html = _find_body(msg, "html")
@@ -775,7 +790,7 @@ def build_message(mail: OutboundMail, sender: str) -> EmailMessage:
         _address_of(mail.reply_to, "Reply-To")
     if "\r" in mail.subject or "\n" in mail.subject:
         raise MailError("subject must not contain line breaks")
-    subject = _one_line("".join(ch for ch in mail.subject if unicodedata.category(ch) != "Cf"))
+    subject = _one_line(mail.subject)
     for msgid in (mail.message_id, *mail.references):
         if not _MSGID_FULL.fullmatch(msgid):
             raise MailError(f"bad message id: {msgid!r}")
@@ -899,7 +914,7 @@ class _DataHandler:
 
     def __init__(self, callback: InboundHandler) -> None:
         self._callback = callback
-        self.in_flight: set[asyncio.Task[object]] = set()
+        self.in_flight: set[asyncio.Future[None]] = set()  # one per mail being handed over
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content
@@ -913,9 +928,8 @@ class _DataHandler:
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
-        task = asyncio.current_task()
-        if task is not None:
-            self.in_flight.add(task)
+        done = asyncio.get_running_loop().create_future()
+        self.in_flight.add(done)
         try:
             await self._callback(raw, mail_from, list(envelope.rcpt_tos))
         except MailError as exc:
@@ -924,8 +938,8 @@ class _DataHandler:
             log.exception("inbound mail handler failed (peer %s)", session.peer)
             return "451 Requested action aborted: local error in processing"
         finally:
-            if task is not None:
-                self.in_flight.discard(task)
+            self.in_flight.discard(done)
+            done.set_result(None)
         return "250 OK"
 
 
@@ -951,7 +965,7 @@ class SmtpListener:
         self._requested_port = port
         self._max_bytes = max_bytes
         self._hostname = hostname
-        self._server: asyncio.base_events.Server | None = None
+        self._server: asyncio.Server | None = None
         self._protocols: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def _make_protocol(self) -> SMTP:

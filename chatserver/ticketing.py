@@ -714,16 +714,17 @@ class TicketService:
         return sent
 
     # ---------------------------------------------------------------- mail in
-    async def ingest(self, raw: bytes) -> dict[str, Any]:
+    async def ingest(self, raw: bytes, envelope_from: str | None = None) -> dict[str, Any]:
         """Take one inbound mail: a reply on its ticket, a new ticket, or held for review.
 
         Returns ``{"result": "reply"|"created"|"held", "ticket": number|None, "reason"?}``.
         Raises :class:`~chatserver.mail.MailError` for mail that cannot be read at all.
         """
-        mail = parse_inbound(raw, max_bytes=self.settings.max_mail_bytes)
-        if mail.auto_submitted:
+        # Parsing is CPU-bound (and slow on big or hostile mail): off the event loop.
+        mail = await asyncio.to_thread(parse_inbound, raw, max_bytes=self.settings.max_mail_bytes)
+        if mail.auto_submitted or envelope_from == "":  # MAIL FROM:<> is a bounce
             return await self._hold(mail, raw, None, "automatic reply or bounce")
-        number = await self.records.ticket_for_mail_ids(list(mail.references))
+        number = await self.records.ticket_for_mail_ids(list(mail.references)[-20:])
         if number is None:
             number = mail.ticket_number
         if number is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+import time
 from collections.abc import AsyncIterator
 from email import policy
 from email.message import EmailMessage
@@ -163,6 +164,21 @@ def test_raw_utf8_headers_are_decoded() -> None:
 def test_encoded_line_breaks_in_subject_are_collapsed() -> None:
     mail = parse_inbound(raw("From: a@example.com\nSubject: =?utf-8?q?A=0D=0ABcc:_x=09y?=\n\nb"))
     assert mail.subject == "A Bcc: x y"
+
+
+def test_bidi_overrides_are_dropped_from_name_and_subject() -> None:
+    mail = parse_inbound(
+        raw(
+            """
+            From: =?utf-8?q?Support=E2=80=AEnimda?= <evil@example.com>
+            Subject: =?utf-8?q?Rechnung_=E2=80=AEfdp.exe?=
+
+            x
+            """
+        )
+    )
+    assert mail.sender_name == "Supportnimda"
+    assert mail.subject == "Rechnung fdp.exe"
 
 
 def test_long_subject_is_truncated() -> None:
@@ -565,6 +581,28 @@ def test_html_to_text_malformed_input() -> None:
     assert html_to_text("a < b > c &unknown; <") == "a < b > c &unknown; <"
 
 
+@pytest.mark.parametrize(
+    "unit",
+    ["<a ", '<a b=">x', "<!--", "<!", "</", "<?", "<", "&#x", "<a ====>", "<p<a<b>>", "<![x>"],
+)
+def test_html_to_text_stays_fast_on_malformed_markup(unit: str) -> None:
+    # Plain html.parser needs minutes for 60 kB of "<a <a <a ..."; the input is defused first.
+    html = unit * (60_000 // len(unit))
+    started = time.monotonic()
+    for wrapped in (html, "<script>" + html, "<a b='" + html, "<pre>" + html):
+        html_to_text(wrapped)
+    assert time.monotonic() - started < 10
+
+
+def test_html_to_text_keeps_odd_but_harmless_markup() -> None:
+    assert html_to_text("1 < 2 and 3 > 2") == "1 < 2 and 3 > 2"
+    assert html_to_text("<p>a <!-- hidden <b> --> b</p>") == "a b"
+    assert html_to_text("<!DOCTYPE html><p>x</p><?php echo 1 ?>") == "x"
+    assert html_to_text('<p title="unbalanced>text</p>') == "text"
+    assert html_to_text("<!--[if mso]><p>mso only</p><![endif]--><p>all</p>") == "all"
+    assert html_to_text("visible <!-- never closed <p>hidden</p>") == "visible"
+
+
 # ------------------------------------------------------------------- rejections
 
 
@@ -635,6 +673,8 @@ def test_build_rejects_bad_sender() -> None:
 def test_build_strips_control_chars_from_subject() -> None:
     msg = build_message(outbound(subject="A\x00B\x1b[31mC\tD\u2028E\u202eF"), "s@chat.example")
     assert msg["Subject"] == "AB[31mC D EF"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # emoji joined by ZWJ
+    assert build_message(outbound(subject=family), "s@chat.example")["Subject"] == family
 
 
 def test_build_headers_and_plain_text_only() -> None:
@@ -872,6 +912,29 @@ async def test_oversized_mail_is_refused_with_552(smtp: tuple[SmtpListener, Rece
     with pytest.raises(MailError, match="552"):
         await mailer.send(outbound(text="z" * 300_000))
     assert received == []
+
+
+async def test_stop_waits_for_mail_being_handed_over() -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    stored: list[bytes] = []
+
+    async def handler(data: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
+        entered.set()
+        await release.wait()
+        stored.append(data)
+
+    listener = SmtpListener(handler)
+    await listener.start()
+    mailer = Mailer("127.0.0.1", listener.port, "support@chat.example")
+    sending = asyncio.create_task(mailer.send(outbound()))
+    await asyncio.wait_for(entered.wait(), 10)
+    stopping = asyncio.create_task(listener.stop(grace=30))
+    await asyncio.sleep(0.2)
+    assert not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(sending, 5)  # the sender got its 250
+    assert len(stored) == 1
 
 
 async def test_listener_lifecycle() -> None:
