@@ -1,4 +1,5 @@
-"""Command line: ``chatserver serve | operator add|list | audit verify | mail ingest``."""
+"""Command line: ``chatserver serve | operator add|list | audit verify | mail ingest``,
+``customer add|list | time log | report billing``."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def create_operator(
     role: str = Role.OPERATOR.value,
     departments: Iterable[str] = (),
     capacity: int = 5,
+    levels: Iterable[int] = (1,),
 ) -> str:
     """Insert an operator account (works while servers run); returns its id.
 
@@ -80,13 +82,16 @@ def create_operator(
     if capacity < 1:
         raise ValueError("capacity must be at least 1")
     Role(role)
+    level_set = sorted(set(levels)) or [1]
+    if any(level not in (1, 2, 3) for level in level_set):
+        raise ValueError("levels are 1, 2 or 3")
     depts = ",".join(sorted({d.strip().lower() for d in departments if d.strip()}))
     operator_id = "o_" + secrets.token_hex(6)
     conn = connect_sync(db_path)
     try:
         conn.execute(
             "INSERT INTO operators (id, username, name, password_hash, role, departments,"
-            " capacity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " capacity, created_at, levels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 operator_id,
                 username,
@@ -96,6 +101,7 @@ def create_operator(
                 depts,
                 capacity,
                 time.time(),
+                ",".join(str(v) for v in level_set),
             ),
         )
     except sqlite3.IntegrityError:
@@ -122,6 +128,7 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
             role=args.role,
             departments=args.department,
             capacity=args.capacity or settings.default_capacity,
+            levels=args.level or (1,),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -135,7 +142,7 @@ def cmd_operator_list(args: argparse.Namespace) -> int:
     conn = connect_sync(settings.db_path)
     try:
         for row in conn.execute(
-            "SELECT id, username, name, role, departments, capacity"
+            "SELECT id, username, name, role, departments, capacity, levels"
             " FROM operators ORDER BY username"
         ):
             print("\t".join(str(c) for c in row))
@@ -204,6 +211,247 @@ def cmd_mail_ingest(args: argparse.Namespace) -> int:
     return asyncio.run(_with_tickets(settings, work))
 
 
+# -- customers, time tracking and billing (see docs/billing.md) -------------------------------
+
+_CUSTOMER_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_MAX_LOG_MINUTES = 24 * 60  # one entry longer than a day is a typo
+
+
+def _refuse(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_customer_add(args: argparse.Namespace) -> int:
+    import re
+    from decimal import Decimal, InvalidOperation
+
+    if not re.fullmatch(_CUSTOMER_ID_RE, args.id):
+        return _refuse(f"customer id {args.id!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    name = (args.name or "").strip()
+    if not 0 < len(name) <= 200:
+        return _refuse("--name must have 1-200 characters")
+    email = args.email.strip() if args.email else None
+    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        return _refuse(f"--email {args.email!r} is not an e-mail address")
+    package_minutes = 0
+    if args.contract == "package":
+        if args.package_hours is None:
+            return _refuse("--contract package needs --package-hours (e.g. 4, 8, 16 or 24)")
+        try:
+            minutes = Decimal(args.package_hours) * 60
+        except InvalidOperation:
+            return _refuse(f"--package-hours {args.package_hours!r} is not a number")
+        if not minutes.is_finite() or minutes <= 0 or minutes != minutes.to_integral_value():
+            return _refuse(f"--package-hours {args.package_hours!r}: need whole minutes above 0")
+        if minutes > 744 * 60:
+            return _refuse(f"--package-hours {args.package_hours!r}: more than a month")
+        package_minutes = int(minutes)
+    elif args.package_hours is not None:
+        return _refuse("--package-hours only goes with --contract package")
+    settings = Settings.load(data_dir=args.data_dir)
+    conn = connect_sync(settings.db_path)
+    try:
+        conn.execute(
+            "INSERT INTO customers (id, name, email, plan, contract, package_minutes, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (args.id, name, email, args.plan, args.contract, package_minutes, time.time()),
+        )
+    except sqlite3.IntegrityError:
+        print(f"error: customer {args.id!r} exists", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    from .billing import Contract
+
+    contract = Contract(args.contract, package_minutes)
+    print(f"added customer {args.id} ({name}), plan {args.plan}, {contract.describe()}")
+    return 0
+
+
+def cmd_customer_list(args: argparse.Namespace) -> int:
+    settings = Settings.load(data_dir=args.data_dir)
+    conn = connect_sync(settings.db_path)
+    try:
+        for cid, name, email, plan, contract, minutes in conn.execute(
+            "SELECT id, name, email, plan, contract, package_minutes FROM customers ORDER BY id"
+        ):
+            hours = f"{minutes / 60:g}" if contract == "package" else "-"
+            print("\t".join(str(c) for c in (cid, name, email or "-", plan, contract, hours)))
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_time_log(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from decimal import Decimal, InvalidOperation
+    from zoneinfo import ZoneInfo
+
+    try:
+        minutes = Decimal(args.minutes)
+    except InvalidOperation:
+        return _refuse(f"--minutes {args.minutes!r} is not a number")
+    if not minutes.is_finite() or minutes <= 0:
+        return _refuse(f"--minutes must be above 0, got {args.minutes}")
+    if minutes > _MAX_LOG_MINUTES:
+        return _refuse(f"--minutes {args.minutes}: more than {_MAX_LOG_MINUTES} in one entry")
+    seconds = int((minutes * 60).to_integral_value())
+    if args.ticket is not None and args.ticket < 1:
+        return _refuse(f"--ticket must be a ticket number, got {args.ticket}")
+    ts = time.time()
+    if args.at is not None:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            return _refuse(f"--at {args.at!r}: expected e.g. 2026-11-30T23:30 (Zurich time)")
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=ZoneInfo("Europe/Zurich"))
+        ts = at.timestamp()
+    settings = Settings.load(data_dir=args.data_dir)
+    conn = connect_sync(settings.db_path)
+    try:
+        known = conn.execute("SELECT 1 FROM customers WHERE id = ?", (args.customer,)).fetchone()
+        if known is None:
+            return _refuse(f"unknown customer {args.customer!r} (add it: chatserver customer add)")
+        operator_id = "cli"
+        if args.operator is not None:
+            row = conn.execute(
+                "SELECT id FROM operators WHERE username = ?", (args.operator,)
+            ).fetchone()
+            if row is None:
+                return _refuse(f"unknown operator {args.operator!r}")
+            operator_id = row[0]
+        session_id = None
+        if args.ticket is not None:
+            row = conn.execute(
+                "SELECT customer_id, session_id FROM tickets WHERE number = ?", (args.ticket,)
+            ).fetchone()
+            if row is None:
+                return _refuse(f"unknown ticket #{args.ticket}")
+            if row[0] and row[0] != args.customer:
+                return _refuse(f"ticket #{args.ticket} belongs to customer {row[0]!r}")
+            session_id = row[1]
+        cursor = conn.execute(
+            "INSERT INTO time_entries (ts, operator_id, customer_id, ticket, session_id, seconds,"
+            " note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ts, operator_id, args.customer, args.ticket, session_id, seconds, args.note or ""),
+        )
+    finally:
+        conn.close()
+    ref = f" on ticket #{args.ticket}" if args.ticket is not None else ""
+    print(f"logged {minutes} min for {args.customer}{ref} (entry {cursor.lastrowid})")
+    return 0
+
+
+def cmd_report_billing(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from . import billing
+
+    try:
+        config = billing.load_billing_config(args.config)
+    except OSError as exc:
+        return _refuse(f"--config: {exc}")
+    except ValueError as exc:
+        return _refuse(f"billing config {args.config or billing.DEFAULT_CONFIG_PATH}: {exc}")
+    try:
+        start, end = billing.parse_month(args.month, config.timezone)
+    except ValueError as exc:
+        return _refuse(f"--month: {exc}")
+    settings = Settings.load(data_dir=args.data_dir)
+    conn = connect_sync(settings.db_path)
+    try:
+        names = {r[0]: r[1] for r in conn.execute("SELECT id, username FROM operators")}
+        customers = []
+        for r in conn.execute(
+            "SELECT id, name, email, plan, contract, package_minutes FROM customers"
+        ):
+            try:
+                contract = billing.Contract.from_db(r[4], r[5])
+            except ValueError as exc:
+                raise ValueError(f"customer {r[0]!r}: {exc}") from None
+            customers.append(billing.Customer(r[0], r[1], contract, r[2], r[3]))
+        entries = [
+            billing.TimeEntry(
+                ts=datetime.fromtimestamp(r[1], UTC),
+                operator_id=r[2],
+                customer_id=r[3],
+                ticket=r[4],
+                session_id=r[5],
+                seconds=round(r[6]),
+                note=r[7] or "",
+                id=r[0],
+            )
+            for r in conn.execute(
+                "SELECT id, ts, operator_id, customer_id, ticket, session_id, seconds, note"
+                " FROM time_entries WHERE ts >= ? AND ts < ? ORDER BY ts, id",
+                (start.timestamp(), end.timestamp()),
+            )
+        ]
+    except ValueError as exc:
+        print(f"error: bad data in {settings.db_path}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    report = billing.compute_report(entries, customers, args.month, config, operator_names=names)
+    if args.csv is None:
+        sys.stdout.write(billing.format_text(report))
+    elif str(args.csv) == "-":
+        sys.stdout.write(billing.report_csv(report))
+    else:
+        try:
+            with open(args.csv, "w", encoding="utf-8", newline="") as fh:
+                fh.write(billing.report_csv(report))
+        except OSError as exc:
+            print(f"error: --csv: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"wrote {args.csv}: {len(report.customers)} customer(s),"
+            f" {report.currency} {report.total:.2f}"
+        )
+    return 0
+
+
+def _add_billing_commands(sub: Any) -> None:
+    """``customer add|list``, ``time log`` and ``report billing``."""
+    customer = sub.add_parser("customer", help="manage customers and their contracts")
+    cust_sub = customer.add_subparsers(dest="customer_command", required=True)
+    cadd = cust_sub.add_parser("add", help="create a customer")
+    cadd.add_argument("id", help="customer number, e.g. K-1001")
+    cadd.add_argument("--name", required=True, help="company or person")
+    cadd.add_argument("--email", help="registered e-mail address")
+    cadd.add_argument("--plan", choices=("free", "standard", "vip"), default="free")
+    cadd.add_argument("--contract", choices=("package", "hourly"), default="hourly")
+    cadd.add_argument("--package-hours", help="hours included per month (package), e.g. 16")
+    cadd.add_argument("--data-dir", type=Path)
+    cadd.set_defaults(func=cmd_customer_add)
+    clist = cust_sub.add_parser("list", help="list customers (tab-separated)")
+    clist.add_argument("--data-dir", type=Path)
+    clist.set_defaults(func=cmd_customer_list)
+
+    time_cmd = sub.add_parser("time", help="time tracking")
+    time_sub = time_cmd.add_subparsers(dest="time_command", required=True)
+    log_cmd = time_sub.add_parser("log", help="log time for a customer (manual entry)")
+    log_cmd.add_argument("--customer", required=True, help="customer id")
+    log_cmd.add_argument("--minutes", required=True, help="time spent, e.g. 20 or 7.5")
+    log_cmd.add_argument("--ticket", type=int, help="ticket number")
+    log_cmd.add_argument("--operator", help="operator username (default: recorded as 'cli')")
+    log_cmd.add_argument("--note", help="what was done")
+    log_cmd.add_argument("--at", help="when, ISO 8601 (default now; without offset: Zurich)")
+    log_cmd.add_argument("--data-dir", type=Path)
+    log_cmd.set_defaults(func=cmd_time_log)
+
+    report = sub.add_parser("report", help="reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    bill = report_sub.add_parser("billing", help="monthly billing per customer")
+    bill.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
+    bill.add_argument("--csv", help="write CSV to this file ('-': stdout) instead of the table")
+    bill.add_argument("--config", type=Path, help="billing TOML (default: shipped rules)")
+    bill.add_argument("--data-dir", type=Path)
+    bill.set_defaults(func=cmd_report_billing)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.OPERATOR.value)
     add.add_argument("--department", action="append", default=[], help="repeatable")
     add.add_argument(
+        "--level",
+        action="append",
+        type=int,
+        choices=(1, 2, 3),
+        default=[],
+        help="support level served, repeatable (default 1: first level)",
+    )
+    add.add_argument(
         "--capacity", type=int, help="concurrent chats (default CHATSERVER_DEFAULT_CAPACITY, 5)"
     )
     add.add_argument("--data-dir", type=Path)
@@ -249,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("files", nargs="+", help=".eml files ('-' reads stdin)")
     ingest.add_argument("--data-dir", type=Path)
     ingest.set_defaults(func=cmd_mail_ingest)
+    _add_billing_commands(sub)
     return parser
 
 

@@ -36,6 +36,10 @@ def test_operator_add_and_list(tmp_path):
         "technical",
         "--capacity",
         "3",
+        "--level",
+        "2",
+        "--level",
+        "3",
         "--data-dir",
         data,
     )
@@ -43,7 +47,7 @@ def test_operator_add_and_list(tmp_path):
     assert "added operator anna" in done.stdout
     listed = run("operator", "list", "--data-dir", data)
     fields = listed.stdout.strip().split("\t")
-    assert fields[1:] == ["anna", "Anna Muster", "supervisor", "billing,technical", "3"]
+    assert fields[1:] == ["anna", "Anna Muster", "supervisor", "billing,technical", "3", "2,3"]
     again = run("operator", "add", "anna", "--password", "geheim1", "--data-dir", data)
     assert again.returncode == 1 and "exists" in again.stderr
 
@@ -60,7 +64,7 @@ def test_operator_add_default_capacity_from_env(tmp_path):
         env={"CHATSERVER_DEFAULT_CAPACITY": "7"},
     )
     assert done.returncode == 0, done.stderr
-    assert run("operator", "list", "--data-dir", str(tmp_path)).stdout.strip().endswith("\t7")
+    assert run("operator", "list", "--data-dir", str(tmp_path)).stdout.strip().endswith("\t7\t1")
 
 
 def test_bad_arguments(tmp_path):
