@@ -45,11 +45,27 @@
     system: 'The chat was closed'
   };
 
-  // Views shown in the top navigation. Only "chats" exists today; the
-  // supervisor board and ticket inbox slot in here (roles: null = everyone).
+  // Views shown in the top navigation (roles: null = everyone).
   var VIEWS = [
-    { id: 'chats', title: 'Chats', element: 'view-chats', roles: null }
+    { id: 'chats', title: 'Chats', element: 'view-chats', roles: null },
+    { id: 'tickets', title: 'Tickets', element: 'view-tickets', roles: null }
   ];
+
+  var TICKET_REFRESH_MS = 15000;
+  var IMAGE_TYPES = { 'image/png': 1, 'image/jpeg': 1, 'image/gif': 1, 'image/webp': 1 };
+  var STATE_NAMES = {
+    open: 'Open', in_progress: 'In progress', feedback_needed: 'Feedback needed',
+    information: 'Information', answered: 'Answered', closed: 'Closed'
+  };
+  var PRIORITY_NAMES = { critical: 'Critical', high: 'High', normal: 'Normal', low: 'Low' };
+  var DEPARTMENT_NAMES = { technical: 'Technical', billing: 'Billing' };
+  var CHANGE_LABELS = {
+    state: 'State', priority: 'Priority', level: 'Level', department: 'Department', assignee: 'Assignee'
+  };
+  var EVENT_LABELS = {
+    created: 'Ticket created', transcript: 'Chat', reply: 'Reply', note: 'Internal note \u2014 not visible to the customer',
+    mail_in: 'E-mail received'
+  };
 
   // ------------------------------------------------------------------
   // Small helpers
@@ -289,9 +305,27 @@
 
   function renderMessage(chat, msg) {
     var from = msg.from === 'visitor' || msg.from === 'operator' ? msg.from : 'system';
-    var bubble = el('div', { className: 'msg', testid: 'message', text: msg.text });
+    var text = msg.text;
+    if (msg.event === 'escalated' && msg.ticket && text.indexOf(msg.ticket) < 0) {
+      text = 'Chat escalated to ticket ' + msg.ticket;
+    }
+    var bubble = el('div', { className: 'msg', testid: 'message', text: text });
     bubble.dataset.from = from;
+    if (msg.event) bubble.dataset.event = msg.event;
+    if (!text && msg.attachments && msg.attachments.length) bubble.classList.add('is-empty');
     var row = el('li', { className: 'msg-row from-' + from }, bubble);
+    if (msg.attachments && msg.attachments.length) {
+      // Attachment-only messages: the files first, the bubble below keeps time and state.
+      row.insertBefore(attachmentList(msg.attachments), text ? null : bubble);
+    }
+    if (msg.event === 'escalated' && msg.ticket) {
+      var number = ticketNumberOf(msg.ticket);
+      var open = el('button', {
+        type: 'button', className: 'link-button ticket-link', testid: 'ticket-link', text: 'Open ticket ' + msg.ticket
+      });
+      open.addEventListener('click', function () { openTicketView(number); });
+      row.appendChild(open);
+    }
     msg.row = row;
     msg.bubble = bubble;
     if (from === 'operator' && msg.author && app.operator && msg.author !== app.operator.name) {
@@ -375,8 +409,14 @@
       ts: typeof m.ts === 'number' ? m.ts : null,
       cmid: typeof m.client_msg_id === 'string' ? m.client_msg_id : null,
       event: typeof m.event === 'string' ? m.event : null,
+      ticket: typeof m.ticket === 'string' ? m.ticket : null,
+      attachments: validAttachments(m.attachments),
       state: null
     };
+    if (msg.event === 'escalated' && msg.ticket) {
+      chat.ticket = msg.ticket;
+      if (chat.id === app.selectedId) renderSelected();
+    }
     if (msg.from === 'operator') {
       msg.state = ownState(chat, msg);
       if (msg.cmid) chat.byCmid.set(msg.cmid, msg);
@@ -466,7 +506,7 @@
     return conn.ready ? send(frame) : false;
   }
 
-  function sendChatMessage(chat, text) {
+  function sendChatMessage(chat, text, attachments) {
     var msg = {
       seq: null,
       from: 'operator',
@@ -474,6 +514,7 @@
       text: text,
       ts: Date.now(),
       cmid: newClientMsgId(),
+      attachments: attachments || [],
       state: 'pending'
     };
     chat.byCmid.set(msg.cmid, msg);
@@ -485,9 +526,11 @@
   }
 
   function transmit(chat, msg) {
-    var ok = sendReady({
-      type: 'message', session_id: chat.id, client_msg_id: msg.cmid, text: msg.text
-    });
+    var frame = { type: 'message', session_id: chat.id, client_msg_id: msg.cmid, text: msg.text };
+    if (msg.attachments && msg.attachments.length) {
+      frame.attachments = msg.attachments.map(function (a) { return a.id; });
+    }
+    var ok = sendReady(frame);
     msg.state = ok ? 'sent' : 'pending';
     updateMessageEl(chat, msg);
   }
@@ -1061,6 +1104,7 @@
     renderNav();
     var chat = app.chats.get(app.selectedId);
     if (chat) maybeSendRead(chat);
+    if (id === 'tickets') loadTickets();
   }
 
   function activeChatCount() {
@@ -1251,9 +1295,14 @@
     $('chat-ended').hidden = !ended;
     $('chat-ended-reason').textContent = ended && chat.endedText ? '\u2014 ' + chat.endedText : '';
     $('close-chat').hidden = ended;
+    $('escalate-button').hidden = !!chat.ticket;
+    var chip = $('chat-ticket');
+    chip.hidden = !chat.ticket;
+    chip.textContent = chat.ticket ? 'Ticket ' + chat.ticket : '';
     var input = $('message-input');
     input.disabled = ended;
     $('send-button').disabled = ended;
+    $('attach-button').disabled = ended;
     if (switched) {
       input.value = chat.draft || '';
       updateCharCount();
@@ -1518,6 +1567,8 @@
     clear($('chat-tabs'));
     clear($('messages-slot'));
     clear($('queue'));
+    resetTickets();
+    app.view = 'chats';
     hideBanner();
     stopFlash();
   }
@@ -1540,6 +1591,762 @@
       fetch('/api/logout', { method: 'POST', credentials: 'same-origin', keepalive: true }).catch(function () {});
     } catch (e) { /* ignore */ }
     signOut('');
+  }
+
+  // ------------------------------------------------------------------
+  // HTTP API (docs/http-api.md): attachments and tickets
+  // ------------------------------------------------------------------
+
+  /**
+   * fetch with the operator token. Resolves with the parsed JSON body (or a
+   * Blob with {blob: true}); rejects with an Error whose message is the
+   * server's `message` and which carries `status` and `code`.
+   */
+  function api(method, path, body, opts) {
+    var headers = { Authorization: 'Bearer ' + app.token };
+    var init = { method: method, headers: headers, credentials: 'same-origin', cache: 'no-store' };
+    if (body instanceof FormData) {
+      init.body = body;
+    } else if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (res) {
+      if (res.ok) return opts && opts.blob ? res.blob() : res.json();
+      return res.json().catch(function () { return null; }).then(function (b) {
+        var message = b && typeof b.message === 'string' && b.message ? b.message
+          : 'The server answered HTTP ' + res.status;
+        var err = new Error(message);
+        err.status = res.status;
+        err.code = b && typeof b.error === 'string' ? b.error : '';
+        throw err;
+      });
+    }, function () {
+      var err = new Error('Cannot reach the server');
+      err.status = 0;
+      throw err;
+    });
+  }
+
+  function validAttachments(list) {
+    if (!Array.isArray(list)) return [];
+    return list.filter(function (a) { return a && typeof a === 'object' && typeof a.id === 'string'; });
+  }
+
+  function formatSize(n) {
+    n = Number(n) || 0;
+    if (n < 1024) return n + ' B';
+    if (n < 1024 * 1024) return Math.ceil(n / 1024) + ' KB';
+    return (n / 1048576).toFixed(1) + ' MB';
+  }
+
+  function attachmentUrl(id, inline) {
+    return '/api/attachments/' + encodeURIComponent(id) + (inline ? '?inline=1' : '');
+  }
+
+  var previews = new Map();   // attachment id -> Promise of a blob: URL
+
+  function previewUrl(id) {
+    if (!previews.has(id)) {
+      var p = api('GET', attachmentUrl(id, true), undefined, { blob: true }).then(function (blob) {
+        return URL.createObjectURL(blob);
+      });
+      p.catch(function () { previews.delete(id); });
+      previews.set(id, p);
+    }
+    return previews.get(id);
+  }
+
+  function downloadAttachment(a) {
+    api('GET', attachmentUrl(a.id, false), undefined, { blob: true }).then(function (blob) {
+      var url = URL.createObjectURL(blob);
+      var link = el('a', { download: str(a.filename, 'attachment') });
+      link.href = url;
+      link.hidden = true;
+      document.body.appendChild(link);
+      link.click();
+      link.parentNode.removeChild(link);
+      setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+    }).catch(function (err) {
+      toast('Download failed: ' + err.message, 'error');
+    });
+  }
+
+  /** Attachment chips: a download button each, a small preview for images. */
+  function attachmentList(list) {
+    var box = el('div', { className: 'attachments', testid: 'attachments' });
+    validAttachments(list).forEach(function (a) {
+      var name = str(a.filename, 'attachment');
+      var item = el('div', { className: 'attachment', testid: 'attachment', dataset: { id: a.id } });
+      if (IMAGE_TYPES[a.content_type]) {
+        var img = el('img', { className: 'attachment-preview', alt: name, testid: 'attachment-preview' });
+        img.addEventListener('click', function () { downloadAttachment(a); });
+        previewUrl(a.id).then(function (url) { img.src = url; }, function () {
+          if (img.parentNode) img.parentNode.removeChild(img);
+        });
+        item.appendChild(img);
+      }
+      var btn = el('button', {
+        type: 'button', className: 'attachment-link', testid: 'attachment-download',
+        text: name, title: 'Download ' + name
+      });
+      btn.addEventListener('click', function () { downloadAttachment(a); });
+      item.appendChild(btn);
+      item.appendChild(el('span', { className: 'attachment-size', text: formatSize(a.size) }));
+      box.appendChild(item);
+    });
+    return box;
+  }
+
+  function uploadError(err, filename) {
+    var why = err.status === 413 ? 'the file is too large'
+      : err.status === 415 ? 'this file type is not allowed'
+        : err.message;
+    var text = 'Upload of \u201c' + filename + '\u201d failed: ' + why;
+    if ((err.status === 413 || err.status === 415) && err.message) text += ' (' + err.message + ')';
+    return text;
+  }
+
+  /** Upload one file; `fields` are extra form fields (session_id or ticket). */
+  function uploadFile(file, fields) {
+    var form = new FormData();
+    form.append('file', file, file.name);
+    Object.keys(fields).forEach(function (k) { form.append(k, String(fields[k])); });
+    return api('POST', '/api/attachments', form);
+  }
+
+  // Chat composer: the paperclip --------------------------------------------
+
+  function onChatFileChosen() {
+    var input = $('file-input');
+    var file = input.files && input.files[0];
+    input.value = '';
+    var chat = app.chats.get(app.selectedId);
+    if (!file || !chat || chat.ended) return;
+    var btn = $('attach-button');
+    btn.disabled = true;
+    btn.classList.add('is-busy');
+    uploadFile(file, { session_id: chat.id }).then(function (att) {
+      var text = '';
+      if (chat.id === app.selectedId) {
+        text = $('message-input').value.trim();
+        if (text.length > MAX_MESSAGE_CHARS) text = '';
+        if (text) {
+          $('message-input').value = '';
+          chat.draft = '';
+          updateCharCount();
+        }
+      }
+      sendChatMessage(chat, text, [att]);
+    }).catch(function (err) {
+      toast(uploadError(err, file.name), 'error');
+    }).then(function () {
+      btn.classList.remove('is-busy');
+      var current = app.chats.get(app.selectedId);
+      btn.disabled = !current || current.ended;
+    });
+  }
+
+  // Escalation ---------------------------------------------------------------
+
+  function ticketNumberOf(ref) {
+    var n = parseInt(String(ref).replace(/[^0-9]/g, ''), 10);
+    return isNaN(n) ? null : n;
+  }
+
+  function firstVisitorText(chat) {
+    var first = null;
+    chat.msgs.forEach(function (m) {
+      if (m.from === 'visitor' && m.text.trim() && (!first || m.seq < first.seq)) first = m;
+    });
+    return first ? first.text.replace(/\s+/g, ' ').trim() : '';
+  }
+
+  function onEscalateClick() {
+    var chat = app.chats.get(app.selectedId);
+    if (!chat || chat.ticket) return;
+    var subject = firstVisitorText(chat) || ('Chat with ' + visitorName(chat.visitor));
+    if (subject.length > 200) subject = subject.slice(0, 199) + '\u2026';
+    $('escalate-subject').value = subject;
+    var deps = app.operator && Array.isArray(app.operator.departments) ? app.operator.departments : [];
+    $('escalate-department').value = deps.indexOf('billing') >= 0 && deps.indexOf('technical') < 0 ? 'billing' : 'technical';
+    $('escalate-priority').value = 'normal';
+    $('escalate-level').value = '1';
+    var err = $('escalate-error');
+    err.hidden = true;
+    err.textContent = '';
+    $('escalate-submit').disabled = false;
+    var dialog = $('escalate-dialog');
+    dialog.dataset.sessionId = chat.id;
+    if (typeof dialog.showModal === 'function') dialog.showModal();
+    else dialog.setAttribute('open', '');
+    $('escalate-subject').focus();
+    $('escalate-subject').select();
+  }
+
+  function closeEscalateDialog() {
+    var dialog = $('escalate-dialog');
+    if (typeof dialog.close === 'function') { if (dialog.open) dialog.close(); }
+    else dialog.removeAttribute('open');
+  }
+
+  function onEscalateSubmit(ev) {
+    ev.preventDefault();
+    var dialog = $('escalate-dialog');
+    var chat = app.chats.get(dialog.dataset.sessionId);
+    var err = $('escalate-error');
+    var subject = $('escalate-subject').value.trim();
+    if (!subject) {
+      err.textContent = 'Enter a subject';
+      err.hidden = false;
+      $('escalate-subject').focus();
+      return;
+    }
+    if (!chat) {
+      err.textContent = 'This chat is no longer open';
+      err.hidden = false;
+      return;
+    }
+    err.hidden = true;
+    var submit = $('escalate-submit');
+    submit.disabled = true;
+    api('POST', '/api/sessions/' + encodeURIComponent(chat.id) + '/escalate', {
+      subject: subject,
+      department: $('escalate-department').value,
+      priority: $('escalate-priority').value,
+      level: Number($('escalate-level').value)
+    }).then(function (r) {
+      submit.disabled = false;
+      closeEscalateDialog();
+      var t = r && r.ticket;
+      if (!t) return;
+      var ref = str(t.ref, '#' + t.number);
+      chat.ticket = ref;
+      if (chat.id === app.selectedId) renderSelected();
+      toast('Ticket ' + ref + ' created', 'info');
+      openTicketView(t.number);
+    }).catch(function (e) {
+      submit.disabled = false;
+      err.textContent = e.message + (e.status ? ' (' + e.status + ')' : '');
+      err.hidden = false;
+    });
+  }
+
+  // Ticket inbox -------------------------------------------------------------
+
+  var tickets = {
+    list: [],
+    total: 0,
+    loading: false,
+    again: false,          // filters changed while loading: load once more
+    timer: null,
+    current: null,         // {ticket, events, attachments} of the open ticket
+    number: null,          // number of the open ticket
+    seq: 0,                // guards against late answers for another ticket
+    pendingFiles: [],      // uploaded for the reply being written
+    uploading: 0
+  };
+
+  function resetTickets() {
+    clearInterval(tickets.timer);
+    tickets.timer = null;
+    tickets.list = [];
+    tickets.total = 0;
+    tickets.current = null;
+    tickets.number = null;
+    tickets.seq++;
+    tickets.pendingFiles = [];
+    previews.forEach(function (p) {
+      p.then(function (url) { URL.revokeObjectURL(url); }, function () {});
+    });
+    previews.clear();
+    clear($('ticket-list'));
+    clear($('ticket-events'));
+    clear($('ticket-reply-files'));
+    $('ticket-reply-input').value = '';
+    $('ticket-view').hidden = true;
+    $('ticket-none').hidden = false;
+    closeEscalateDialog();
+  }
+
+  function label(map, value) {
+    return map[value] || str(value === null || value === undefined ? '' : String(value), '\u2014');
+  }
+
+  function toMs(ts) {
+    if (typeof ts !== 'number') return null;
+    return ts < 1e11 ? ts * 1000 : ts;   // the ticket API uses seconds, frames milliseconds
+  }
+
+  var operatorNames = new Map();   // operator id -> name, from tickets and events seen
+
+  function noteOperator(p) {
+    if (p && typeof p === 'object' && typeof p.id === 'string' && str(p.name)) operatorNames.set(p.id, p.name);
+  }
+
+  /** A display name for {id, name} or an operator id. */
+  function personName(p) {
+    if (p === null || p === undefined || p === '') return '';
+    if (typeof p === 'object') return str(p.name, str(p.id, ''));
+    var s = String(p);
+    if (operatorNames.has(s)) return operatorNames.get(s);
+    if (app.operator && s === app.operator.id) return str(app.operator.name, s);
+    return s;
+  }
+
+  function assigneeName(a) {
+    if (!a) return 'Unassigned';
+    if (app.operator && typeof a === 'object' && a.id === app.operator.id) return personName(a) + ' (me)';
+    if (app.operator && a === app.operator.id) return str(app.operator.name, 'me') + ' (me)';
+    return personName(a) || 'Unassigned';
+  }
+
+  function ticketQuery() {
+    var q = [];
+    var add = function (k, v) { if (v) q.push(k + '=' + encodeURIComponent(v)); };
+    add('state', $('tf-state').value);
+    add('department', $('tf-department').value);
+    add('level', $('tf-level').value);
+    add('assignee', $('tf-assignee').value);
+    q.push('limit=200');
+    return '/api/tickets?' + q.join('&');
+  }
+
+  function loadTickets() {
+    if (!app.token) return;
+    if (tickets.loading) { tickets.again = true; return; }
+    tickets.loading = true;
+    tickets.again = false;
+    $('ticket-list-status').textContent = 'Loading\u2026';
+    $('ticket-refresh').disabled = true;
+    api('GET', ticketQuery()).then(function (r) {
+      tickets.list = r && Array.isArray(r.tickets) ? r.tickets : [];
+      tickets.total = r && typeof r.total === 'number' ? r.total : tickets.list.length;
+      $('ticket-list-error').hidden = true;
+      $('ticket-list-status').textContent = 'Updated ' + formatClock(Date.now());
+      renderTicketList();
+    }).catch(function (err) {
+      var box = $('ticket-list-error');
+      box.textContent = 'Could not load tickets: ' + err.message;
+      box.hidden = false;
+      $('ticket-list-status').textContent = '';
+    }).then(function () {
+      tickets.loading = false;
+      $('ticket-refresh').disabled = false;
+      if (tickets.again) loadTickets();
+    });
+  }
+
+  function renderTicketList() {
+    var list = $('ticket-list');
+    clear(list);
+    var now = Date.now();
+    tickets.list.forEach(function (t) {
+      if (!t || typeof t !== 'object' || typeof t.number !== 'number') return;
+      var ref = str(t.ref, '#' + t.number);
+      var priority = str(t.priority, 'normal');
+      noteOperator(t.assignee);
+      var row = el('li', {
+        className: 'ticket-row' + (t.number === tickets.number ? ' is-selected' : ''),
+        testid: 'ticket-row', tabIndex: 0,
+        dataset: { number: t.number, priority: priority, state: str(t.state) }
+      },
+      el('div', { className: 'ticket-row-top' },
+        el('span', { className: 'ticket-row-ref', testid: 'ticket-row-ref', text: ref }),
+        el('span', { className: 'tprio', testid: 'ticket-row-priority', text: label(PRIORITY_NAMES, priority), dataset: { priority: priority } }),
+        el('span', { className: 'ticket-row-subject', testid: 'ticket-row-subject', text: str(t.subject, '(no subject)'), title: str(t.subject) })
+      ),
+      el('div', { className: 'ticket-row-meta' },
+        el('span', { className: 'state-badge', testid: 'ticket-row-state', text: label(STATE_NAMES, t.state), dataset: { state: str(t.state) } }),
+        el('span', { testid: 'ticket-row-department', text: label(DEPARTMENT_NAMES, t.department) }),
+        el('span', { testid: 'ticket-row-level', text: 'L' + (t.level === undefined ? '?' : t.level) }),
+        el('span', { className: 'ticket-row-assignee', testid: 'ticket-row-assignee', text: assigneeName(t.assignee) }),
+        el('span', {
+          className: 'ticket-row-age', testid: 'ticket-row-age',
+          text: t.created_at ? formatWaiting(now - toMs(t.created_at)) : '',
+          title: t.created_at ? 'Created ' + formatFull(toMs(t.created_at)) : ''
+        })
+      ));
+      var open = function () { openTicket(t.number); };
+      row.addEventListener('click', open);
+      row.addEventListener('keydown', function (ev) {
+        if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); }
+      });
+      list.appendChild(row);
+    });
+    $('ticket-total').textContent = String(tickets.total);
+    $('ticket-total-label').textContent = tickets.total === 1 ? 'ticket' : 'tickets';
+    $('ticket-list-empty').hidden = tickets.list.length > 0;
+  }
+
+  function tickTicketsView() {
+    if (app.view === 'tickets' && app.token && document.visibilityState === 'visible') loadTickets();
+  }
+
+  // One ticket ---------------------------------------------------------------
+
+  /** Switch to the Tickets view with this ticket open. */
+  function openTicketView(number) {
+    if (number === null || number === undefined) return;
+    tickets.number = number;
+    if (app.view !== 'tickets') showView('tickets');
+    else loadTickets();
+    openTicket(number);
+  }
+
+  function openTicket(number, keepDraft) {
+    var switched = tickets.number !== number || !tickets.current;
+    tickets.number = number;
+    var seq = ++tickets.seq;
+    if (switched && !keepDraft) {
+      $('ticket-reply-input').value = '';
+      tickets.pendingFiles = [];
+      renderPendingFiles();
+      hideTicketError();
+    }
+    var rows = document.querySelectorAll('#ticket-list .ticket-row');
+    for (var i = 0; i < rows.length; i++) {
+      rows[i].classList.toggle('is-selected', Number(rows[i].dataset.number) === number);
+    }
+    return api('GET', '/api/tickets/' + encodeURIComponent(number)).then(function (r) {
+      if (seq !== tickets.seq) return;
+      tickets.current = {
+        ticket: r && r.ticket ? r.ticket : {},
+        events: r && Array.isArray(r.events) ? r.events : [],
+        attachments: r && Array.isArray(r.attachments) ? r.attachments : []
+      };
+      renderTicket(switched);
+    }).catch(function (err) {
+      if (seq !== tickets.seq) return;
+      $('ticket-none').hidden = true;
+      $('ticket-view').hidden = false;
+      showTicketError('Could not load ticket ' + number + ': ' + err.message);
+    });
+  }
+
+  function showTicketError(text) {
+    var box = $('ticket-error');
+    box.textContent = text;
+    box.hidden = false;
+  }
+
+  function hideTicketError() {
+    var box = $('ticket-error');
+    box.hidden = true;
+    box.textContent = '';
+  }
+
+  function renderTicket(switched) {
+    var cur = tickets.current;
+    var t = cur.ticket;
+    $('ticket-none').hidden = true;
+    var view = $('ticket-view');
+    view.hidden = false;
+    view.dataset.number = String(t.number);
+    var ref = str(t.ref, '#' + t.number);
+    $('ticket-ref').textContent = ref;
+    $('ticket-subject').textContent = str(t.subject, '(no subject)');
+    var sb = $('ticket-state-badge');
+    sb.textContent = label(STATE_NAMES, t.state);
+    sb.dataset.state = str(t.state);
+    var pb = $('ticket-priority-badge');
+    pb.textContent = label(PRIORITY_NAMES, t.priority);
+    pb.dataset.priority = str(t.priority);
+    var req = t.requester && typeof t.requester === 'object' ? t.requester : {};
+    var who = [str(req.name), str(req.email) ? '<' + req.email + '>' : '', str(req.customer_id) ? '(customer ' + req.customer_id + ')' : '']
+      .filter(Boolean).join(' ');
+    $('ticket-requester').textContent = who || '\u2014';
+    $('ticket-channel').textContent = str(t.channel, '\u2014');
+    $('ticket-created').textContent = t.created_at ? formatFull(toMs(t.created_at)) : '\u2014';
+    var chatLink = $('ticket-chat-link');
+    chatLink.hidden = !(t.session_id && app.chats.has(t.session_id));
+
+    // Controls reflect the ticket as stored.
+    $('ticket-state').value = str(t.state, 'open');
+    $('ticket-priority').value = str(t.priority, 'normal');
+    $('ticket-level').value = String(t.level || 1);
+    $('ticket-department').value = str(t.department, 'technical');
+    var sel = $('ticket-assignee');
+    clear(sel);
+    sel.appendChild(el('option', { value: '', text: 'Unassigned' }));
+    var me = app.operator && app.operator.id;
+    if (me) sel.appendChild(el('option', { value: me, text: 'Me (' + str(app.operator.name, 'me') + ')' }));
+    var aid = t.assignee && typeof t.assignee === 'object' ? str(t.assignee.id) : str(t.assignee);
+    if (aid && aid !== me) sel.appendChild(el('option', { value: aid, text: personName(t.assignee) || aid }));
+    sel.value = aid;
+    $('ticket-reason').value = '';
+    updateChangeControls();
+
+    noteOperator(t.assignee);
+    cur.events.forEach(function (ev) {
+      if (ev && ev.actor && ev.actor.type === 'operator') noteOperator(ev.actor);
+    });
+    var list = $('ticket-events');
+    clear(list);
+    cur.events.forEach(function (ev) {
+      if (ev && typeof ev === 'object') list.appendChild(renderTicketEvent(ev));
+    });
+    var files = validAttachments(cur.attachments);
+    $('ticket-files').hidden = files.length === 0;
+    var fbox = $('ticket-attachments');
+    clear(fbox);
+    if (files.length) fbox.appendChild(attachmentList(files));
+    if (switched) $('ticket-scroll').scrollTop = $('ticket-scroll').scrollHeight;
+  }
+
+  function changeValue(kind, v) {
+    if (v === null || v === undefined || v === '') return kind === 'assignee' ? 'nobody' : '\u2014';
+    if (kind === 'state') return label(STATE_NAMES, v).toLowerCase();
+    if (kind === 'priority') return String(v);
+    if (kind === 'department') return String(v);
+    if (kind === 'assignee') return personName(v);
+    return String(v);
+  }
+
+  function renderTicketEvent(ev) {
+    var kind = str(ev.kind, 'event');
+    var body = ev.body && typeof ev.body === 'object' ? ev.body : {};
+    var actor = ev.actor && typeof ev.actor === 'object' ? ev.actor : {};
+    var internal = ev.internal === true || kind === 'note';
+    var ts = toMs(ev.ts);
+    var item = el('li', {
+      className: 'tev tev-' + kind + (internal ? ' is-note' : ''),
+      testid: 'ticket-event',
+      dataset: { kind: kind, internal: internal ? 'true' : 'false' }
+    });
+    if (typeof ev.n === 'number') item.dataset.n = String(ev.n);
+    var actorName = personName(actor) || (actor.type === 'system' ? 'System' : '');
+
+    if (CHANGE_LABELS[kind]) {
+      item.classList.add('tev-change');
+      var line = CHANGE_LABELS[kind] + ' ' + changeValue(kind, body.from) + ' \u2192 ' + changeValue(kind, body.to);
+      if (str(body.reason)) line += ' \u2014 reason: ' + body.reason;
+      item.appendChild(el('span', { className: 'tev-line', testid: 'ticket-event-text', text: line }));
+      item.appendChild(el('span', {
+        className: 'tev-by', text: (actorName ? actorName + ' \u00b7 ' : '') + (ts ? formatFull(ts) : '')
+      }));
+      return item;
+    }
+
+    var head = el('div', { className: 'tev-head' });
+    var title = EVENT_LABELS[kind] || kind;
+    var author = actorName;
+    if (kind === 'transcript') {
+      author = str(body.author, body.from === 'visitor' ? 'Visitor' : body.from === 'system' ? 'System' : 'Operator');
+      item.dataset.from = str(body.from);
+      title = 'Chat \u00b7 ' + (body.from === 'visitor' ? 'visitor' : body.from === 'system' ? 'system' : 'operator');
+      if (typeof body.ts === 'number') ts = toMs(body.ts);
+    } else if (kind === 'reply') {
+      title = actor.type === 'operator' ? 'Public reply' : 'Reply from the customer';
+    }
+    head.appendChild(el('span', { className: 'tev-kind', testid: internal ? 'note-label' : 'event-label', text: internal ? EVENT_LABELS.note : title }));
+    if (author) head.appendChild(el('span', { className: 'tev-author', text: author }));
+    if (ts) head.appendChild(el('span', { className: 'tev-time', text: formatFull(ts) }));
+    item.appendChild(head);
+
+    var text = str(body.text);
+    if (kind === 'created') {
+      var bits = [];
+      if (body.channel) bits.push('via ' + body.channel);
+      if (body.priority) bits.push('priority ' + body.priority);
+      if (body.department) bits.push(label(DEPARTMENT_NAMES, body.department).toLowerCase());
+      if (body.level) bits.push('level ' + body.level);
+      if (bits.length) item.appendChild(el('div', { className: 'tev-sub', text: bits.join(' \u00b7 ') }));
+      if (str(body.reason)) item.appendChild(el('div', { className: 'tev-sub', text: 'Reason: ' + body.reason }));
+    }
+    if (kind === 'mail_in' && (str(body.from) || str(body.subject))) {
+      item.appendChild(el('div', {
+        className: 'tev-sub', text: [str(body.from) ? 'From ' + body.from : '', str(body.subject)].filter(Boolean).join(' \u2014 ')
+      }));
+    }
+    if (text) item.appendChild(el('div', { className: 'tev-text', testid: 'ticket-event-text', text: text }));
+    var atts = validAttachments(body.attachments);
+    if (atts.length) item.appendChild(attachmentList(atts));
+    return item;
+  }
+
+  // Changes ------------------------------------------------------------------
+
+  function pendingChanges() {
+    var cur = tickets.current;
+    if (!cur) return {};
+    var t = cur.ticket;
+    var changes = {};
+    var state = $('ticket-state').value;
+    if (state !== str(t.state)) changes.state = state;
+    var priority = $('ticket-priority').value;
+    if (priority !== str(t.priority)) changes.priority = priority;
+    var level = Number($('ticket-level').value);
+    if (level !== Number(t.level)) changes.level = level;
+    var dep = $('ticket-department').value;
+    if (dep !== str(t.department)) changes.department = dep;
+    var aid = t.assignee && typeof t.assignee === 'object' ? str(t.assignee.id) : str(t.assignee);
+    var chosen = $('ticket-assignee').value;
+    if (chosen !== aid) changes.assignee = chosen || null;
+    return changes;
+  }
+
+  function updateChangeControls() {
+    var changes = pendingChanges();
+    var priorityChanged = 'priority' in changes;
+    $('ticket-reason-field').hidden = !priorityChanged;
+    $('ticket-apply').disabled = Object.keys(changes).length === 0;
+  }
+
+  function onTicketChangesSubmit(ev) {
+    ev.preventDefault();
+    var number = tickets.number;
+    var changes = pendingChanges();
+    if (!Object.keys(changes).length || number === null) return;
+    var reason = $('ticket-reason').value.trim();
+    if ('priority' in changes && !reason) {
+      showTicketError('A reason is required to change the priority');
+      $('ticket-reason').focus();
+      return;
+    }
+    if (reason) changes.reason = reason;
+    hideTicketError();
+    $('ticket-apply').disabled = true;
+    api('POST', '/api/tickets/' + encodeURIComponent(number) + '/changes', changes).then(function () {
+      if (tickets.number !== number) return;
+      return openTicket(number, true).then(loadTickets);
+    }).catch(function (err) {
+      if (tickets.number !== number) return;
+      showTicketError(err.message + (err.status ? ' (' + err.status + ')' : ''));
+      updateChangeControls();
+    });
+  }
+
+  // Replies ------------------------------------------------------------------
+
+  function replyMode() {
+    var checked = document.querySelector('#ticket-reply input[name="reply-mode"]:checked');
+    return checked && checked.value === 'internal' ? 'internal' : 'public';
+  }
+
+  function onReplyModeChange() {
+    var mode = replyMode();
+    var form = $('ticket-reply');
+    form.dataset.mode = mode;
+    $('reply-mode-hint').textContent = mode === 'internal'
+      ? 'Internal note \u2014 not visible to the customer' : 'Mailed to the requester';
+    $('ticket-reply-input').placeholder = mode === 'internal'
+      ? 'Write an internal note for your colleagues\u2026' : 'Write a reply to the customer\u2026';
+    $('ticket-reply-send').textContent = mode === 'internal' ? 'Add note' : 'Send reply';
+  }
+
+  function renderPendingFiles() {
+    var box = $('ticket-reply-files');
+    clear(box);
+    tickets.pendingFiles.forEach(function (a, i) {
+      var chip = el('span', { className: 'pending-file', testid: 'pending-file' },
+        el('span', { text: str(a.filename, 'attachment') + ' (' + formatSize(a.size) + ')' }));
+      var remove = el('button', { type: 'button', className: 'tab-dismiss', text: '\u00d7', title: 'Remove', attrs: { 'aria-label': 'Remove attachment' } });
+      remove.addEventListener('click', function () {
+        tickets.pendingFiles.splice(i, 1);
+        renderPendingFiles();
+      });
+      chip.appendChild(remove);
+      box.appendChild(chip);
+    });
+    if (tickets.uploading) box.appendChild(el('span', { className: 'muted small', text: 'Uploading\u2026' }));
+  }
+
+  function onTicketFileChosen() {
+    var input = $('ticket-file-input');
+    var file = input.files && input.files[0];
+    input.value = '';
+    var number = tickets.number;
+    if (!file || number === null) return;
+    tickets.uploading++;
+    renderPendingFiles();
+    hideTicketError();
+    uploadFile(file, { ticket: number }).then(function (att) {
+      if (tickets.number === number) tickets.pendingFiles.push(att);
+    }).catch(function (err) {
+      if (tickets.number === number) showTicketError(uploadError(err, file.name));
+    }).then(function () {
+      tickets.uploading--;
+      renderPendingFiles();
+    });
+  }
+
+  function onTicketReplySubmit(ev) {
+    ev.preventDefault();
+    var number = tickets.number;
+    if (number === null) return;
+    var input = $('ticket-reply-input');
+    var text = input.value.trim();
+    var files = tickets.pendingFiles.slice();
+    if (!text && !files.length) return;
+    if (tickets.uploading) {
+      showTicketError('Wait until the upload has finished');
+      return;
+    }
+    var internal = replyMode() === 'internal';
+    var send = $('ticket-reply-send');
+    send.disabled = true;
+    hideTicketError();
+    api('POST', '/api/tickets/' + encodeURIComponent(number) + '/replies', {
+      text: text, internal: internal, attachments: files.map(function (a) { return a.id; })
+    }).then(function () {
+      send.disabled = false;
+      if (tickets.number !== number) return;
+      input.value = '';
+      tickets.pendingFiles = [];
+      renderPendingFiles();
+      return openTicket(number, true).then(function () {
+        $('ticket-scroll').scrollTop = $('ticket-scroll').scrollHeight;
+        loadTickets();
+      });
+    }).catch(function (err) {
+      send.disabled = false;
+      if (tickets.number === number) showTicketError(err.message + (err.status ? ' (' + err.status + ')' : ''));
+    });
+  }
+
+  function initAttachmentsAndTickets() {
+    $('attach-button').addEventListener('click', function () { $('file-input').click(); });
+    $('file-input').addEventListener('change', onChatFileChosen);
+    $('escalate-button').addEventListener('click', onEscalateClick);
+    $('escalate-form').addEventListener('submit', onEscalateSubmit);
+    $('escalate-cancel').addEventListener('click', closeEscalateDialog);
+    $('chat-ticket').addEventListener('click', function () {
+      var chat = app.chats.get(app.selectedId);
+      if (chat && chat.ticket) openTicketView(ticketNumberOf(chat.ticket));
+    });
+    $('ticket-filters').addEventListener('submit', function (ev) {
+      // Refresh: the list, and the open ticket (its reply draft stays).
+      ev.preventDefault();
+      loadTickets();
+      if (tickets.number !== null && tickets.current) openTicket(tickets.number, true);
+    });
+    ['tf-state', 'tf-department', 'tf-level', 'tf-assignee'].forEach(function (id) {
+      $(id).addEventListener('change', loadTickets);
+    });
+    ['ticket-state', 'ticket-priority', 'ticket-level', 'ticket-department', 'ticket-assignee'].forEach(function (id) {
+      $(id).addEventListener('change', updateChangeControls);
+    });
+    $('ticket-changes').addEventListener('submit', onTicketChangesSubmit);
+    $('ticket-reply').addEventListener('submit', onTicketReplySubmit);
+    $('ticket-reply-input').addEventListener('keydown', function (ev) {
+      if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); onTicketReplySubmit(ev); }
+    });
+    var modes = document.querySelectorAll('#ticket-reply input[name="reply-mode"]');
+    for (var i = 0; i < modes.length; i++) modes[i].addEventListener('change', onReplyModeChange);
+    $('ticket-attach').addEventListener('click', function () { $('ticket-file-input').click(); });
+    $('ticket-file-input').addEventListener('change', onTicketFileChosen);
+    $('ticket-chat-link').addEventListener('click', function () {
+      var t = tickets.current && tickets.current.ticket;
+      if (t && t.session_id && app.chats.has(t.session_id)) {
+        showView('chats');
+        selectChat(t.session_id);
+      }
+    });
+    setInterval(tickTicketsView, TICKET_REFRESH_MS);
+    document.addEventListener('visibilitychange', function () {
+      if (document.visibilityState === 'visible') tickTicketsView();
+    });
   }
 
   // ------------------------------------------------------------------
@@ -1624,6 +2431,7 @@
       if (chat) onComposerInput(chat);
     });
     $('close-chat').addEventListener('click', onCloseChat);
+    initAttachmentsAndTickets();
     $('dismiss-chat').addEventListener('click', onDismissChat);
     $('connection-banner-action').addEventListener('click', function () {
       if (bannerAction) bannerAction();

@@ -53,6 +53,7 @@
   }
   const basePath = base.pathname.replace(/\/+$/, '');
   const WS_URL = (base.protocol === 'https:' ? 'wss://' : 'ws://') + base.host + basePath + '/ws/visitor';
+  const API = base.origin + basePath + '/api';
   const STORE_KEY = 'chatserver:' + base.origin;
   const OPEN_KEY = STORE_KEY + ':open';
 
@@ -126,6 +127,8 @@
   let typingIdleTimer = 0;
   let typingHideTimer = 0;
   let noticeTimer = 0;
+  let offline = false;    // no operator online: offer the offline form
+  let offDone = false;    // the offline form was sent
 
   function save() {
     const v = {
@@ -208,6 +211,57 @@
   const ICON_CLOSE = ['M6 6l12 12M18 6L6 18'];
   const ICON_DOWN = ['M6 9l6 6 6-6'];
   const ICON_SEND = ['M4 12l16-8-6 16-2.5-6.5z', 'M11.5 13.5L20 4'];
+  const ICON_CLIP = ['M21 11l-8.5 8.5a5 5 0 0 1-7-7L14 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 7'];
+
+  // HTTP API (docs/http-api.md), visitor token. Errors: server message, status in .s.
+  function req(path, o) {
+    o = o || {};
+    o.headers = { Authorization: 'Bearer ' + token };
+    if (o.json) {
+      o.method = 'POST';
+      o.headers['Content-Type'] = 'application/json';
+      o.body = JSON.stringify(o.json);
+    }
+    return fetch(API + path, o).then((r) => r.ok ? (o.blob ? r.blob() : r.json())
+      : r.json().catch(() => ({})).then((e) => {
+        throw Object.assign(new Error(typeof e.message === 'string' ? e.message : 'Request failed (' + r.status + ')'), { s: r.status });
+      }));
+  }
+
+  function upload(file) {
+    const fd = new FormData();
+    fd.append('file', file);
+    return req('/attachments', { method: 'POST', body: fd }).catch((e) => {
+      throw new Error('Could not upload \u201c' + file.name + '\u201d: ' + (e.s === 413 ? 'the file is too large.'
+        : e.s === 415 ? 'this file type is not allowed.' : e.message));
+    });
+  }
+
+  const IMG_RE = /^image\/(png|jpeg|gif|webp)$/;
+  function blobUrl(p) { return req(p, { blob: 1 }).then((b) => URL.createObjectURL(b)); }
+
+  // Attachments: download buttons and image previews, via blob: URLs.
+  function attEl(list) {
+    const box = h('div', { class: 'att' });
+    list.forEach((a) => {
+      if (!a || typeof a.id !== 'string') return;
+      const p = '/attachments/' + encodeURIComponent(a.id);
+      const name = String(a.filename || 'file');
+      if (IMG_RE.test(a.content_type)) {
+        const img = h('img', { alt: name, 'data-testid': 'attachment-preview' });
+        blobUrl(p + '?inline=1').then((u) => { img.src = u; }, () => img.remove());
+        box.appendChild(img);
+      }
+      const n = +a.size || 0;
+      box.appendChild(h('button', { type: 'button', 'data-testid': 'attachment', title: 'Download',
+        text: name + ' (' + (n < 1e6 ? Math.ceil(n / 1e3) + ' kB' : (n / 1e6).toFixed(1) + ' MB') + ')',
+        onclick: () => blobUrl(p).then((u) => {
+          h('a', { href: u, download: name }).click();
+          setTimeout(() => URL.revokeObjectURL(u), 60000);
+        }, (e) => showNotice(e.message)) }));
+    });
+    return box;
+  }
 
   // Text with http(s) links turned into safe anchors.
   const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
@@ -233,7 +287,7 @@
   }
 
   function fmtTime(ts) {
-    const d = new Date(typeof ts === 'number' ? ts : Date.now());
+    const d = new Date(typeof ts === 'number' ? (ts < 1e11 ? ts * 1000 : ts) : Date.now());
     const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     if (d.toDateString() === new Date().toDateString()) return t;
     return d.toLocaleDateString([], { day: 'numeric', month: 'short' }) + ', ' + t;
@@ -308,7 +362,7 @@ svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .msg[data-state=failed] .tick{color:#dc2626;letter-spacing:0}
 .msg[data-state=failed] .txt{opacity:.6}
 .typing{padding:2px 18px 6px;font-size:12.5px;color:#64748b;font-style:italic;background:#f8fafc}
-.notice{margin:0 12px 8px;padding:7px 10px;border-radius:8px;background:#fee2e2;color:#991b1b;font-size:12.5px}
+.notice{margin:8px 12px;padding:7px 10px;border-radius:8px;background:#fee2e2;color:#991b1b;font-size:12.5px}
 .ended{padding:14px;text-align:center;border-top:1px solid #e5e7eb;color:#475569}
 .ended p{margin:0 0 10px}
 .btn{border:0;border-radius:10px;padding:9px 16px;background:var(--a);color:var(--at);font-weight:600}
@@ -327,6 +381,18 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 .send svg{width:20px;height:20px}
 .send:disabled,textarea:disabled{opacity:.5;cursor:default}
 .brand{padding:0 0 8px;text-align:center;font-size:10.5px;color:#9ca3af;background:#fff}
+.chat{flex:1;min-height:0;display:flex;flex-direction:column}
+.clip{background:#fff;color:#64748b;border:1px solid #d1d5db}
+.att{display:flex;flex-direction:column;align-items:inherit;gap:4px;margin-top:4px}
+.att img{max-width:180px;max-height:140px;border-radius:8px}
+.att button,.tkrow{border:1px solid #cbd5e1;background:#fff;border-radius:8px;padding:5px 9px;font-size:12.5px;text-align:left;overflow-wrap:anywhere}
+.lnk{border:0;background:none;color:var(--a);text-decoration:underline;padding:0 0 8px;font-size:12.5px}
+.tkrow{display:flex;flex-wrap:wrap;gap:4px;width:100%}
+.tkrow small{width:100%;color:#64748b}
+.off{padding:12px;border:1px solid #e5e7eb;border-radius:12px;background:#fff;margin-bottom:12px}
+.off input,.off textarea{margin:0 0 8px}
+.offh{margin:0 0 8px;font-weight:600}
+.err{color:#b91c1c;font-size:12.5px;margin:0 0 8px}
 @media (max-width:480px){
  .root{right:12px;bottom:12px}
  .panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}
@@ -356,10 +422,8 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.conn = h('div', { class: 'conn', 'data-testid': 'connection', hidden: true });
     ui.list = h('div', { class: 'list', 'data-testid': 'messages', role: 'log', 'aria-live': 'polite',
       'aria-label': 'Messages' });
-    ui.body = h('div', { class: 'body', onscroll: () => { follow = nearBottom(); } }, [
-      h('p', { class: 'intro', text: 'Hi there! Send us a message and we\u2019ll get back to you right away.' }),
-      ui.list,
-    ]);
+    ui.intro = h('p', { class: 'intro', text: 'Hi there! Send us a message and we\u2019ll get back to you right away.' });
+    ui.body = h('div', { class: 'body', onscroll: () => { follow = nearBottom(); } }, [ui.intro, ui.list]);
     ui.typing = h('div', { class: 'typing', 'data-testid': 'typing', hidden: true, 'aria-live': 'polite' });
     ui.notice = h('div', { class: 'notice', 'data-testid': 'notice', role: 'alert', hidden: true });
 
@@ -383,17 +447,41 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
       placeholder: 'Write a message\u2026', 'aria-label': 'Message', oninput: onInput, onkeydown: onKeyDown });
     ui.send = h('button', { type: 'submit', class: 'send', 'data-testid': 'send-button', 'aria-label': 'Send message',
       title: 'Send' }, [icon(ICON_SEND)]);
+    ui.file = h('input', { type: 'file', hidden: true, 'data-testid': 'file-input', onchange: onFile });
+    ui.clip = h('button', { type: 'button', class: 'send clip', 'data-testid': 'attach-button', 'aria-label': 'Attach a file',
+      title: 'Attach a file', onclick: () => ui.file.click() }, [icon(ICON_CLIP)]);
     ui.composer = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendMessage(); } }, [
-      ui.pre, h('div', { class: 'row' }, [ui.input, ui.send]),
+      ui.pre, h('div', { class: 'row' }, [ui.clip, ui.file, ui.input, ui.send]),
     ]);
+
+    // Offline form, above an empty chat; the composer stays usable (queue).
+    ui.of = {};
+    const fld = (n, ph, r, tag) => (ui.of[n] = h(tag || 'input', { name: n, placeholder: ph, required: r,
+      type: tag ? null : n === 'email' ? 'email' : 'text', maxlength: n === 'text' ? MAX_CHARS : n === 'email' ? '254' : '100',
+      'data-testid': 'offline-' + n }));
+    ui.offErr = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'offline-error' });
+    ui.off = h('form', { class: 'off', hidden: true, 'data-testid': 'offline-form', onsubmit: sendOffline }, [
+      h('p', { class: 'offh', text: 'We\u2019re offline \u2014 leave us a message' }),
+      h('p', { class: 'intro', text: 'We\u2019ll answer by e-mail \u2014 or chat below and wait.' }),
+      fld('name', 'Your name'), fld('email', 'E-mail (required)', true), fld('subject', 'Subject', true),
+      fld('text', 'Your message', true, 'textarea'), ui.offErr,
+      h('button', { class: 'btn', 'data-testid': 'offline-submit', text: 'Send message' }),
+    ]);
+    ui.of.name.value = opt.name;
+    ui.of.email.value = opt.email;
+    ui.body.insertBefore(ui.off, ui.list);
+    ui.chat = h('div', { class: 'chat' }, [ui.body, ui.typing, ui.ended, ui.composer]);
+    ui.tk = h('div', { class: 'chat', hidden: true, 'data-testid': 'tickets' });
 
     ui.panel = h('section', { class: 'panel', role: 'dialog', 'aria-label': opt.title, 'data-testid': 'panel',
       hidden: true, onkeydown: (e) => { if (e.key === 'Escape') closePanel(true); } }, [
       h('header', { class: 'head' }, [
         h('div', { class: 'head-text' }, [h('div', { class: 'title', text: opt.title }), ui.status]),
+        h('button', { type: 'button', class: 'hbtn end', 'data-testid': 'my-tickets', text: 'My tickets',
+          onclick: () => showTickets() }),
         ui.end, ui.min,
       ]),
-      ui.conn, ui.body, ui.typing, ui.notice, ui.ended, ui.composer,
+      ui.conn, ui.notice, ui.chat, ui.tk,
       h('div', { class: 'brand', text: 'Powered by chatserver' }),
     ]);
 
@@ -439,11 +527,13 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 
     const closed = chatState === 'closed';
     ui.ended.hidden = !closed;
-    ui.composer.hidden = closed;
     ui.end.hidden = !(chatState === 'waiting' || chatState === 'assigned');
     ui.pre.hidden = !(chatState === null || chatState === 'new') || ui.list.childElementCount > 0;
+    ui.intro.hidden = !(ui.off.hidden = !offDone && !(offline && !ui.pre.hidden));
+    ui.composer.hidden = closed;
     if (closed) hideTyping();
-    keepBottom();
+    if (ui.off.hidden || ui.list.childElementCount) keepBottom();
+    else ui.body.scrollTop = follow = 0;
   }
 
   function renderConn() {
@@ -503,21 +593,29 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.list.insertBefore(el, ref);
   }
 
-  function addMessage(m) {
+  // One message bubble (chat message or ticket event).
+  function msgEl(m) {
     const from = m.from === 'visitor' || m.from === 'operator' ? m.from : 'system';
     const el = h('div', { class: 'msg ' + from, 'data-testid': 'message', 'data-from': from });
     const rec = { el: el, from: from, seq: null, cmid: m.cmid || null, state: null, tick: null, time: null };
     if (from === 'operator' && m.author) el.appendChild(h('div', { class: 'author', text: String(m.author) }));
-    const txt = h('div', { class: 'txt' });
-    richText(txt, String(m.text == null ? '' : m.text));
+    const text = String(m.text == null ? '' : m.text);
+    const txt = h('div', { class: 'txt', hidden: !text });
+    richText(txt, text);
     el.appendChild(txt);
+    if (m.att && m.att.length) el.appendChild(attEl(m.att));
+    if (m.ticket) el.appendChild(h('button', { type: 'button', class: 'lnk', text: 'View ticket', onclick: () => showTickets(m.ticket) }));
     rec.time = h('span', { class: 'time', text: fmtTime(m.ts) });
-    const meta = h('div', { class: 'meta' }, [rec.time]);
-    if (from === 'visitor') {
-      rec.tick = h('span', { class: 'tick' });
-      meta.appendChild(rec.tick);
-    }
-    el.appendChild(meta);
+    rec.meta = h('div', { class: 'meta' }, [rec.time]);
+    el.appendChild(rec.meta);
+    return rec;
+  }
+
+  function addMessage(m) {
+    const rec = msgEl(m);
+    const el = rec.el;
+    const from = rec.from;
+    if (from === 'visitor') rec.meta.appendChild(rec.tick = h('span', { class: 'tick' }));
 
     if (typeof m.seq === 'number') {
       rec.seq = m.seq;
@@ -736,7 +834,9 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     if (!ready) return;
     outbox.forEach((m) => {
       if (sentThisConn.has(m.id)) return;
-      if (sendFrame({ type: 'message', client_msg_id: m.id, text: m.text })) sentThisConn.add(m.id);
+      const f = { type: 'message', client_msg_id: m.id, text: m.text };
+      if (m.att) f.attachments = m.att.map((a) => a.id);
+      if (sendFrame(f)) sentThisConn.add(m.id);
     });
   }
 
@@ -757,6 +857,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
       case 'replay_done': return onReplayDone(f);
       case 'ack': return onAck(f);
       case 'state':
+        if ('offline' in f) offline = !!f.offline;
         setState(f.state, f.operator, f.queue_position);
         return;
       case 'queue':
@@ -792,6 +893,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     serverEmail = v.email || '';
     if (!ui.name.value && serverName) ui.name.value = serverName;
     if (!ui.email.value && serverEmail) ui.email.value = serverEmail;
+    offline = !!f.offline;
     setState(f.state, f.operator, f.queue_position);
     applyRead();
     save();
@@ -834,8 +936,10 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
       dropFromOutbox(rec.cmid);
     } else {
       if (bySeq.has(f.seq) || f.seq <= streamSeq) return;
-      rec = addMessage({ from: f.from, seq: f.seq, text: f.text, ts: f.ts, author: f.author,
-        cmid: f.from === 'visitor' ? f.client_msg_id : null });
+      const esc = f.event === 'escalated' && typeof f.ticket === 'string' && f.ticket;
+      rec = addMessage({ from: f.from, seq: f.seq, text: esc ? 'Your request is now ticket ' + esc : f.text, ts: f.ts,
+        author: f.author, cmid: f.from === 'visitor' ? f.client_msg_id : null, att: f.attachments,
+        ticket: esc && esc.replace(/\D/g, '') });
     }
     if (f.seq > streamSeq) streamSeq = f.seq;
     noteSeq(f.seq);
@@ -891,10 +995,10 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     renderBadge();
   }
 
-  function sendMessage() {
+  function sendMessage(att) {
     if (chatState === 'closed') return;
     const text = ui.input.value.trim();
-    if (!text) return;
+    if (!text && !att) return;
     if (text.length > MAX_CHARS) {
       showNotice('Messages can be at most ' + MAX_CHARS + ' characters long.');
       return;
@@ -912,9 +1016,10 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     stopTypingLocal();
 
     const m = { id: uuid(), text: text, ts: Date.now() };
+    if (att) m.att = [att];
     outbox.push(m);
     save();
-    addMessage({ from: 'visitor', text: text, ts: m.ts, cmid: m.id, state: 'sent' });
+    addMessage({ from: 'visitor', text: text, ts: m.ts, cmid: m.id, state: 'sent', att: m.att });
 
     if (ready) {
       if (pendingInfo && sendFrame(pendingInfo)) pendingInfo = null;
@@ -922,6 +1027,89 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     } else {
       reconnectNow();
     }
+  }
+
+  function onFile() {
+    const f = ui.file.files[0];
+    ui.file.value = '';
+    if (!f || chatState === 'closed') return;
+    if (!token) return showNotice('Not connected \u2014 please try again in a moment.');
+    ui.clip.disabled = true;
+    upload(f).then(sendMessage, (e) => showNotice(e.message)).then(() => { ui.clip.disabled = false; });
+  }
+
+  function sendOffline(e) {
+    e.preventDefault();
+    const v = {};
+    for (const k in ui.of) if (ui.of[k].value.trim()) v[k] = ui.of[k].value.trim();
+    ui.offErr.hidden = true;
+    req('/visitor/offline', { json: v }).then((r) => {
+      offDone = true;
+      ui.off.textContent = '';
+      ui.off.appendChild(h('p', { 'data-testid': 'offline-done', text: 'Thanks \u2014 your ticket ' + r.ticket.ref +
+        ' has been created; we\u2019ll answer by e-mail.' }));
+      renderStatus();
+    }, (er) => {
+      ui.offErr.textContent = er.message;
+      ui.offErr.hidden = false;
+    });
+  }
+
+  // ---------------------------------------------------------------------------
+  // My tickets: list, one ticket's public events, reply box
+  // ---------------------------------------------------------------------------
+
+  const CHG = { state: 'Status', priority: 'Priority', level: 'Level', department: 'Department', assignee: 'Assigned to' };
+  const nm = (v) => v == null || v === '' ? '\u2014' : String(typeof v === 'object' ? v.name || v.id : v).replace(/_/g, ' ');
+
+  function evEl(e) {
+    const b = e.body || {};
+    const a = e.actor || {};
+    const k = e.kind;
+    const m = CHG[k] ? { text: CHG[k] + ': ' + nm(b.from) + ' \u2192 ' + nm(b.to) }
+      : k === 'created' && !b.text ? { text: 'Ticket created' }
+      : { from: k === 'transcript' ? b.from : a.type === 'operator' ? 'operator' : 'visitor', author: b.author || a.name,
+        text: b.text, att: b.attachments };
+    m.ts = e.ts;
+    const el = msgEl(m).el;
+    el.setAttribute('data-kind', k);
+    return el;
+  }
+
+  function showTickets(num) {
+    ui.chat.hidden = true;
+    const tk = ui.tk;
+    const list = h('div', { class: 'list' });
+    const sc = h('div', { class: 'body' }, [h('button', { type: 'button', class: 'lnk', 'data-testid': 'tickets-back',
+      text: num ? '\u2190 All tickets' : '\u2190 Back to chat',
+      onclick: () => (num ? showTickets() : (tk.hidden = true, ui.chat.hidden = false, keepBottom())) }), list]);
+    tk.hidden = false;
+    tk.textContent = '';
+    tk.appendChild(sc);
+    req('/visitor/tickets' + (num ? '/' + num : '')).then((r) => {
+      if (!sc.isConnected) return;
+      if (!num) {
+        r.tickets.forEach((t) => list.appendChild(h('button', { type: 'button', class: 'tkrow', 'data-testid': 'my-ticket',
+          onclick: () => showTickets(t.number) }, [h('strong', { text: t.ref + ' ' }), h('span', { text: t.subject }),
+          h('small', { text: nm(t.state) })])));
+        if (!r.tickets.length) list.appendChild(h('p', { class: 'intro', text: 'You have no tickets yet.' }));
+        return;
+      }
+      const t = r.ticket;
+      list.appendChild(h('div', { class: 'tkrow', 'data-testid': 'ticket-head' }, [h('strong', { text: t.ref + ' ' }),
+        h('span', { text: t.subject }), h('small', { text: nm(t.state) })]));
+      r.events.forEach((e) => list.appendChild(evEl(e)));
+      const ta = h('textarea', { rows: '2', maxlength: MAX_CHARS, placeholder: 'Write a reply\u2026', 'aria-label': 'Reply',
+        'data-testid': 'ticket-reply-input' });
+      tk.appendChild(h('form', { class: 'composer row', onsubmit: (ev) => {
+        ev.preventDefault();
+        if (ta.value.trim()) {
+          req('/visitor/tickets/' + num + '/replies', { json: { text: ta.value.trim(), attachments: [] } })
+            .then(() => showTickets(num), (er) => showNotice(er.message));
+        }
+      } }, [ta, h('button', { class: 'send', 'aria-label': 'Send reply', 'data-testid': 'ticket-reply-send' }, [icon(ICON_SEND)])]));
+      sc.scrollTop = 1e6;
+    }, (er) => list.appendChild(msgEl({ text: er.message }).el));
   }
 
   function endChat() {
@@ -1028,7 +1216,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     build();
     // Unsent messages from before a reload are shown at once and sent after
     // the resume (same client_msg_id: the server stores each one once).
-    outbox.forEach((m) => addMessage({ from: 'visitor', text: m.text, ts: m.ts, cmid: m.id, state: 'sent' }));
+    outbox.forEach((m) => addMessage({ from: 'visitor', text: m.text, ts: m.ts, cmid: m.id, state: 'sent', att: m.att }));
     renderStatus();
     renderBadge();
 
