@@ -20,7 +20,15 @@ from starlette.routing import Route
 from . import auth
 from .attachments import TooLarge
 from .errors import BadFrame, ChatError, Forbidden, Unauthorized
-from .ticketing import OperatorActor, Principal, TicketService, VisitorActor
+from .ticketing import (
+    OperatorActor,
+    Principal,
+    TicketService,
+    VisitorActor,
+    clean_line,
+    clean_phone,
+    clean_text,
+)
 from .types import Role
 
 log = logging.getLogger("chatserver.api")
@@ -334,6 +342,58 @@ async def transcript(request: Request) -> Response:
     return JSONResponse({"queued": True, "email": email}, status_code=202)
 
 
+@api
+async def callback_request(request: Request) -> Response:
+    who = await _visitor(request)
+    body = await _json(request)
+    phone = clean_phone(body.get("phone"))
+    times = clean_line(body.get("preferred_times"), "preferred_times", 200, required=False)
+    note = clean_text(body.get("note"), "note", 1000, required=False)
+    await request.app.state.hub.request_callback(who.session.session_id, phone, times, note)
+    return JSONResponse({"queued": True, "phone": phone}, status_code=201)
+
+
+@api
+async def ticket_time(request: Request) -> Response:
+    who = await _operator(request)
+    entry = await _service(request).log_time(
+        who, await _json(request), ticket=request.path_params["number"]
+    )
+    return JSONResponse(entry, status_code=201)
+
+
+@api
+async def chat_time(request: Request) -> Response:
+    who = await _operator(request)
+    entry = await _service(request).log_time(
+        who, await _json(request), session_id=request.path_params["session_id"]
+    )
+    return JSONResponse(entry, status_code=201)
+
+
+@api
+async def canned_list(request: Request) -> Response:
+    who = await _operator(request)
+    q = request.query_params
+    items = await _service(request).canned(
+        who, q.get("department") or None, q.get("session_id") or None
+    )
+    return JSONResponse({"canned": items})
+
+
+@api
+async def canned_add(request: Request) -> Response:
+    who = await _operator(request)
+    item = await _service(request).add_canned(who, await _json(request))
+    return JSONResponse(item, status_code=201)
+
+
+@api
+async def chat_context(request: Request) -> Response:
+    who = await _operator(request)
+    return JSONResponse(await _service(request).context(who, request.path_params["session_id"]))
+
+
 ROUTES = [
     Route("/api/attachments", upload, methods=["POST"]),
     Route("/api/attachments/{attachment_id}", download, methods=["GET"]),
@@ -348,4 +408,10 @@ ROUTES = [
     Route("/api/visitor/tickets/{number}/replies", visitor_reply, methods=["POST"]),
     Route("/api/visitor/offline", offline_form, methods=["POST"]),
     Route("/api/visitor/transcript", transcript, methods=["POST"]),
+    Route("/api/visitor/callback", callback_request, methods=["POST"]),
+    Route("/api/tickets/{number}/time", ticket_time, methods=["POST"]),
+    Route("/api/sessions/{session_id}/time", chat_time, methods=["POST"]),
+    Route("/api/sessions/{session_id}/context", chat_context, methods=["GET"]),
+    Route("/api/canned", canned_list, methods=["GET"]),
+    Route("/api/canned", canned_add, methods=["POST"]),
 ]

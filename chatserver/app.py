@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WIDGET_DIR = ROOT / "widget"
 CONSOLE_DIR = ROOT / "operator_console"
 HELLO_TIMEOUT = 15.0
+READY_TIMEOUT = 1.0  # /readyz: seconds the store and Redis have to answer
 
 CONSOLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -132,6 +133,9 @@ async def _serve(ws: WebSocket, role: str) -> None:
     # Operators juggle several chats at once: a wider frame budget.
     rate_limit = settings.rate_limit_per_10s * (1 if role == "visitor" else 5)
     holder: Any = None
+    connections = hub.metrics.connections.labels(role=role)
+    messages_in = hub.metrics.messages_in_total.labels(role=role)
+    connections.inc()
     try:
         try:
             data = await _receive(ws, HELLO_TIMEOUT)
@@ -171,6 +175,8 @@ async def _serve(ws: WebSocket, role: str) -> None:
                 frame = validate(decode(data), schemas, max_text)
                 if frame["type"] == "hello":
                     raise BadFrame("hello was already received")
+                if frame["type"] == "message":
+                    messages_in.inc()
                 if role == "visitor":
                     await hub.visitor_frame(conn, holder, frame)
                 else:
@@ -182,6 +188,7 @@ async def _serve(ws: WebSocket, role: str) -> None:
         log.exception("%s connection failed", role)
         conn.close(1011)
     finally:
+        connections.dec()
         if holder is not None:
             with contextlib.suppress(Exception):
                 if role == "visitor":
@@ -219,6 +226,52 @@ async def healthz(request: Request) -> Response:
     )
 
 
+async def _probe(coro: Awaitable[Any]) -> str:
+    """``ok``, or what went wrong, within :data:`READY_TIMEOUT`."""
+    try:
+        await asyncio.wait_for(coro, READY_TIMEOUT)
+    except TimeoutError:
+        return f"no answer within {READY_TIMEOUT:g} s"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the store answers a read and Redis (if configured) a PING."""
+    hub: Hub = request.app.state.hub
+    redis: Redis | None = request.app.state.redis
+    checks: dict[str, str] = {}
+    if not hub.store.healthy:
+        checks["store"] = "the store writer stopped"
+        probes = [] if redis is None else [_probe(redis.ping())]
+        found = await asyncio.gather(*probes)
+    else:
+        probes = [_probe(hub.store.ping())]
+        if redis is not None:
+            probes.append(_probe(redis.ping()))
+        found = await asyncio.gather(*probes)
+        checks["store"] = found.pop(0)
+    if redis is not None:
+        checks["redis"] = found[-1]
+    failed = sorted(name for name, result in checks.items() if result != "ok")
+    return JSONResponse(
+        {
+            "status": "unready" if failed else "ready",
+            "node": hub.node_id,
+            "checks": checks,
+            "failed": failed,
+        },
+        status_code=503 if failed else 200,
+    )
+
+
+async def metrics(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    body, content_type = hub.metrics.render()
+    return Response(body, headers={"Content-Type": content_type})
+
+
 async def login(request: Request) -> Response:
     hub: Hub = request.app.state.hub
     try:
@@ -249,12 +302,39 @@ async def demo_page(request: Request) -> Response:
     return FileResponse(WIDGET_DIR / "demo.html", media_type="text/html")
 
 
+_WIDGET_CACHE: dict[Path, tuple[tuple[int, int], bytes, str]] = {}
+
+
+def minified_widget(path: Path = WIDGET_DIR / "widget.js") -> tuple[bytes, str]:
+    """The widget as served: ``path`` minified with rjsmin, and its ETag.
+
+    Computed once and cached; computed again when the file's mtime (or size) changes.
+    """
+    import hashlib
+
+    import rjsmin  # type: ignore[import-untyped]
+
+    stat = path.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _WIDGET_CACHE.get(path)
+    if cached is None or cached[0] != key:
+        body = str(rjsmin.jsmin(path.read_text(encoding="utf-8"))).encode()
+        etag = '"w-' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        cached = _WIDGET_CACHE[path] = (key, body, etag)
+    return cached[1], cached[2]
+
+
 async def widget_js(request: Request) -> Response:
-    return FileResponse(
-        WIDGET_DIR / "widget.js",
-        media_type="application/javascript",
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
-    )
+    body, etag = minified_widget()
+    headers = {
+        "Cache-Control": "public, max-age=300",
+        "X-Content-Type-Options": "nosniff",
+        "ETag": etag,
+    }
+    inm = request.headers.get("if-none-match", "")
+    if etag in (tag.strip() for tag in inm.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/javascript", headers=headers)
 
 
 class ConsoleFiles(StaticFiles):
@@ -343,19 +423,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
             presence = RedisPresence(
                 redis, prefix=settings.redis_prefix, node_id=node_id, ttl=settings.presence_ttl
             )
-            bus = RedisBus(redis, prefix=settings.redis_prefix, node_id=node_id)
+            redis_bus = RedisBus(redis, prefix=settings.redis_prefix, node_id=node_id)
+            bus = redis_bus
             hub = Hub(settings_node, store, presence, bus, shared=True)
+            redis_bus.on_lag = hub.metrics.bus_lag_seconds.observe
         else:
             hub = Hub(settings, store, MemoryPresence(), MemoryBus())
+        store.on_batch = hub.metrics.observe_batch
         await hub.start()
         if settings.demo_operator:
             await ensure_demo_operator(store)
         files = FileStore(settings.data_dir / "attachments")
         records = TicketStore(settings.db_path, files)
+        records.on_ticket_created = hub.metrics.ticket_created
+        records.on_mail_result = hub.metrics.mail_result
         await records.open()
         hub.records = records
         tickets = TicketService(settings, store, records, files, hub)
-        background = [asyncio.create_task(tickets.mail_loop(), name="mail-out")]
+        tickets.on_breach = lambda kind: hub.metrics.sla_breaches_total.labels(kind=kind).inc()
+        background = [
+            asyncio.create_task(tickets.mail_loop(), name="mail-out"),
+            asyncio.create_task(tickets.sla_loop(), name="sla-breaches"),
+        ]
         listener: SmtpListener | None = None
         if settings.smtp_listen_port is not None:
             listener = SmtpListener(
@@ -367,6 +456,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await listener.start()
             log.info("SMTP listener on %s:%d", settings.smtp_listen_host, listener.port)
         app.state.hub = hub
+        app.state.redis = redis
         app.state.tickets = tickets
         app.state.smtp = listener
         log.info("chatserver node %s ready (store %s)", hub.node_id, settings.db_path)
@@ -390,6 +480,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/", demo_page),
         Route("/widget.js", widget_js),
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         *api.ROUTES,
@@ -414,7 +506,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
+# Attributes every LogRecord has; anything else came in through ``extra=``.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``msg``, ``exc``, and
+    every ``extra=`` field of the call (``session_id``, ``operator_id``, …)."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": round(record.created, 3),
@@ -422,6 +525,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and key not in entry:
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)

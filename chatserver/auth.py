@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -31,7 +32,10 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 # A hash to verify against when the username is unknown, so timing does not
 # tell which usernames exist.
-DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+@functools.cache
+def dummy_hash() -> str:
+    """Made on first use, not at import: argon2 is deliberately slow (CLI start-up)."""
+    return _hasher.hash(secrets.token_hex(8))
 
 
 def new_visitor_token() -> str:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "CHATSERVER_"
 
@@ -70,6 +71,18 @@ class Settings:
     default_capacity: int = 5
     queue_update_interval: float = 1.0
     visitor_abandon_seconds: float = 600.0
+    # Supervisor board: seconds between coalesced updates; the zone of its hour and day.
+    board_interval: float = 1.0
+    board_timezone: str = "Europe/Zurich"
+    # Queue aging: head start (s) of each priority class over the next one.
+    queue_aging_seconds: float = 600.0
+    # Recurring contact person: how long a returning customer waits for their
+    # previous operator (or a transfer for its target) before anyone may answer.
+    recurring_contact_grace: float = 60.0
+    # Plans, calendars and targets (TOML); None: the shipped default.
+    sla_config: Path | None = None
+    # First-response target of callback requests (business hours of the plan).
+    callback_target_hours: float = 4.0
     # Offer the offline form (a ticket) when this many chats wait.
     offline_queue_length: int = 20
     # Store.
@@ -115,7 +128,12 @@ class Settings:
         "default_capacity": int,
         "queue_update_interval": float,
         "visitor_abandon_seconds": float,
+        "board_interval": float,
         "offline_queue_length": int,
+        "queue_aging_seconds": float,
+        "recurring_contact_grace": float,
+        "sla_config": Path,
+        "callback_target_hours": float,
         "store_max_batch": int,
         "store_inline_commit": bool,
         "store_commit_window": float,
@@ -185,6 +203,14 @@ class Settings:
             raise ConfigError(f"mail_from: {self.mail_from!r} is not an e-mail address")
         if self.offline_queue_length < 1:
             raise ConfigError("offline_queue_length: must be at least 1")
+        if not 0.05 <= self.board_interval <= 60:
+            raise ConfigError("board_interval: seconds between 0.05 and 60")
+        try:
+            ZoneInfo(self.board_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"board_timezone: unknown time zone {self.board_timezone!r}"
+            ) from None
         if self.redis_url is not None and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):

@@ -107,6 +107,10 @@ class Connection:
         self._cursor[session_id] = max(self._cursor.get(session_id, 0), last_sent_seq)
         return last_sent_seq
 
+    def forget(self, session_id: str) -> None:
+        """Forget what was sent of ``session_id``: a later replay sends it all again."""
+        self._cursor.pop(session_id, None)
+
     def close(self, code: int = 1000) -> None:
         """Close after the frames already queued have been sent."""
         if self._closed:

@@ -8,6 +8,7 @@
     ├── HelloRequired            "hello_required"   close 4002
     ├── Unauthorized             "unauthorized"     close 4001 / HTTP 401
     ├── Forbidden                "forbidden"        close 4003 / HTTP 403
+    │   └── ForbiddenAction      "forbidden"        (the connection stays open)
     ├── UnknownSession           "unknown_session"  HTTP 404
     ├── NotFound                 "not_found"        HTTP 404 (tickets, attachments)
     ├── TooLarge                 "too_large"        HTTP 413 (uploads; in attachments.py)
@@ -68,7 +69,14 @@ class Unauthorized(ChatError):
 class Forbidden(ChatError):
     code = "forbidden"
     http_status = 403
-    close_code = 4003
+    close_code: ClassVar[int | None] = 4003
+
+
+class ForbiddenAction(Forbidden):
+    """The account may use the endpoint but not this frame (e.g. supervisor actions
+    from an operator): an error frame, and the connection stays open."""
+
+    close_code = None
 
 
 class UnknownSession(ChatError):

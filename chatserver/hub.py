@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import secrets
@@ -39,19 +40,25 @@ from .errors import (
     BadFrame,
     ChatClosed,
     ChatError,
+    Forbidden,
+    InvalidState,
     NotAssigned,
     NotFound,
     Unauthorized,
     Unavailable,
     UnknownSession,
 )
+from .metrics import Metrics
 from .presence.base import Presence
 from .protocol import Outgoing
 from .routing import QueueEntry
+from .service_levels import ServiceLevels
 from .sessions import ChatSession
+from .sla import load_sla_config
 from .store.base import MessageRecord, OperatorRecord, SessionRecord
 from .store.sqlite import DuplicateMessage, SqliteStore
 from .store.tickets import TicketStore
+from .supervisor import SUPERVISOR_FRAMES, Supervision, may_supervise
 from .types import (
     PLAN_PRIORITY,
     NodeId,
@@ -111,6 +118,12 @@ class LiveSession:
     preview: str | None = None  # the first visitor message, for the queue list
     remote_visitor: bool = False  # a visitor connection exists on another node
     chat_operator_name: str | None = None
+    sla_first_due: float | None = None  # first-response due time (plan's business hours)
+    sla_first_warn: float | None = None
+    phone: str | None = None  # callback requests
+    preferred_times: str | None = None
+    # Supervisors' consoles here watching the chat read-only (no capacity taken).
+    watchers: set[Connection] = dataclasses.field(default_factory=set)
 
     @property
     def session_id(self) -> SessionId:
@@ -167,6 +180,10 @@ class Hub:
         self._presence_ok = True
         self._dead_since: dict[OperatorId, float] = {}
         self.clock: Callable[[], float] = time.time
+        self.levels = ServiceLevels(
+            load_sla_config(settings.sla_config),
+            datetime.timedelta(hours=settings.callback_target_hours),
+        )
         # Tickets and attachments (set by the app); None: attachments are refused.
         self.records: TicketStore | None = None
         # Nobody online to chat (or the queue is too long): visitors get the offline form.
@@ -174,6 +191,12 @@ class Hub:
         # Counters for health and metrics.
         self.messages_in = 0
         self.messages_out = 0
+        # Prometheus series of this node (``/metrics``); e.g. where SLA breaches are
+        # recorded: ``hub.metrics.sla_breaches_total.labels(kind=...).inc()``.
+        self.metrics = Metrics()
+        self._messages_out_total = self.metrics.messages_out_total
+        # The supervisor board and supervisor actions (watch, whisper, take over).
+        self.supervision = Supervision(self)
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -186,6 +209,7 @@ class Hub:
         await self._recover()
         await self._refresh_offline()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="hub-ticker"))
+        self._tasks.append(asyncio.create_task(self.supervision.run(), name="hub-board"))
         if self.shared:
             self._tasks.append(asyncio.create_task(self._presence_loop(), name="hub-presence"))
 
@@ -275,6 +299,9 @@ class Hub:
             assigned_at=record.assigned_at,
             closed_at=record.closed_at,
             previous_operator=record.previous_operator,
+            level=record.level,
+            kind=record.kind,
+            first_response_at=record.first_response_at,
         )
         live = LiveSession(
             chat=chat,
@@ -289,6 +316,10 @@ class Hub:
             ),
             enqueued_at=record.enqueued_at,
             client_ids=client_ids,
+            sla_first_due=record.sla_first_due,
+            sla_first_warn=record.sla_first_warn,
+            phone=record.phone,
+            preferred_times=record.preferred_times,
         )
         if record.operator_id is not None:
             op = await self._live_operator(record.operator_id)
@@ -320,7 +351,13 @@ class Hub:
 
     def _evict_if_idle(self, live: LiveSession) -> None:
         """Forget a session no participant on this node needs."""
-        if live.conns or live.inflight or live.refilling or self._local_operator(live):
+        if (
+            live.conns
+            or live.inflight
+            or live.refilling
+            or live.watchers
+            or self._local_operator(live)
+        ):
             return
         if live.chat.state in (SessionState.WAITING, SessionState.ASSIGNED) and not self.shared:
             # Alone, this node is the only one to tell when the chat changes.
@@ -343,7 +380,10 @@ class Hub:
             self.operators[operator_id] = op
             await self._presence(
                 self.presence.register_operator(
-                    operator_id, capacity=record.capacity, departments=record.departments
+                    operator_id,
+                    capacity=record.capacity,
+                    departments=record.departments,
+                    levels=record.levels,
                 )
             )
         return op
@@ -356,9 +396,20 @@ class Hub:
             department=record.department,
             requeued=requeued,
             name=record.visitor_name,
+            level=record.level,
+            aging_seconds=self.settings.queue_aging_seconds,
+            kind=record.kind,
+            plan=self.levels.plan(record.plan).name,
+            sla_due=record.sla_first_due,
         )
 
-    def _queue_entry(self, live: LiveSession, *, requeued: bool) -> QueueEntry:
+    def _queue_entry(
+        self,
+        live: LiveSession,
+        *,
+        requeued: bool,
+        preferred: OperatorId | None = None,
+    ) -> QueueEntry:
         enqueued = live.enqueued_at if live.enqueued_at is not None else self.clock()
         return QueueEntry(
             session_id=live.session_id,
@@ -368,6 +419,16 @@ class Hub:
             requeued=requeued,
             name=live.visitor.name,
             preview=live.preview,
+            level=live.chat.level,
+            aging_seconds=self.settings.queue_aging_seconds,
+            preferred_operator=preferred,
+            preferred_until=(
+                self.clock() + self.settings.recurring_contact_grace if preferred else 0.0
+            ),
+            avoid_operator=live.chat.avoid_operator,
+            kind=live.chat.kind,
+            plan=self.levels.plan(live.visitor.plan).name,
+            sla_due=live.sla_first_due,
         )
 
     async def _presence(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -405,6 +466,24 @@ class Hub:
             "last_seq": chat.last_seq,
             "read_seq": chat.operator_read_seq,
             "visitor_read_seq": chat.visitor_read_seq,
+            "kind": chat.kind,
+            "department": chat.department,
+            "level": chat.level,
+            "callback": (
+                {"phone": live.phone, "preferred_times": live.preferred_times}
+                if chat.kind == "callback"
+                else None
+            ),
+            "sla": {
+                "plan": self.levels.plan(v.plan).name,
+                "first_response": self.levels.describe(
+                    live.sla_first_due,
+                    live.sla_first_warn,
+                    chat.first_response_at,
+                    self.clock(),
+                    False,
+                ),
+            },
         }
 
     def _operator_name(self, operator_id: OperatorId | None) -> str:
@@ -506,6 +585,10 @@ class Hub:
                     live.client_ids[key] = seq
                 if origin is not None:
                     origin.send_frame(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
+                if sender is Sender.OPERATOR and live.chat.first_response_at is None:
+                    # Once per chat (per node): the store keeps the earliest.
+                    live.chat.first_response_at = record.ts / 1000
+                    self.store.submit_first_response(live.session_id, record.ts / 1000)
                 if self.shared:
                     self.bus.publish(
                         f"s:{live.session_id}", _pack({"k": "m", "r": _record_row(record)})
@@ -518,7 +601,12 @@ class Hub:
                 if origin is not None:
                     origin.send_frame(self._ack(client_msg_id, exc.seq, duplicate=True))
             else:
-                log.error("store write failed for %s: %s", live.session_id, exc)
+                log.error(
+                    "store write failed for %s: %s",
+                    live.session_id,
+                    exc,
+                    extra={"session_id": live.session_id},
+                )
                 if origin is not None:
                     origin.send_frame(
                         Unavailable("the message could not be stored", ref=client_msg_id).to_frame()
@@ -599,14 +687,23 @@ class Hub:
         if record.event is not None:
             self._apply_event(live, record)
         out = Outgoing(record.to_frame())
+        sent = 0
         for conn in live.conns:
             if conn is not origin:
                 conn.deliver(live.session_id, record.seq, out)
-                self.messages_out += 1
+                sent += 1
         op_conn = self._operator_conn(live)
         if op_conn is not None and op_conn is not origin:
             op_conn.deliver(live.session_id, record.seq, out)
-            self.messages_out += 1
+            sent += 1
+        if live.watchers:
+            for conn in live.watchers:
+                if conn is not origin and conn is not op_conn:
+                    conn.deliver(live.session_id, record.seq, out)
+                    sent += 1
+        if sent:
+            self.messages_out += sent
+            self._messages_out_total.inc(sent)
 
     def _apply_event(self, live: LiveSession, record: MessageRecord) -> None:
         """Bring the cached session in line with a state change, and tell local clients."""
@@ -620,8 +717,30 @@ class Hub:
                 chat.assigned_at = record.ts / 1000
             live.chat_operator_name = record.author
             self._send_visitors(live, self._state_frame(live, None))
+        elif event == "reassigned" and operator_id is not None:
+            # A supervisor moved the chat to another operator (supervisor.py).
+            old = self._local_operator(live)
+            if chat.is_open:
+                if chat.operator_id is not None and chat.operator_id != operator_id:
+                    chat.previous_operator = chat.operator_id
+                chat.state = SessionState.ASSIGNED
+                chat.operator_id = operator_id
+                chat.assigned_at = chat.assigned_at or record.ts / 1000
+            live.chat_operator_name = record.author
+            if old is not None and old.operator_id != operator_id:
+                self._take_from_operator(
+                    old, live, {"type": "chat_removed", "reason": "reassigned"}
+                )
+            new = self.operators.get(operator_id)
+            if new is not None and new.conn is not None and live.session_id not in new.chats:
+                self._spawn(self._operator_got_chat(new, live.session_id))
+            self._send_visitors(live, self._state_frame(live, None))
         elif event == "requeued":
             op = self._local_operator(live)
+            transfer = (record.extra or {}).get("transfer")
+            if transfer:
+                chat.department = transfer.get("department")
+                chat.level = int(transfer.get("level") or 1)
             if chat.state is SessionState.ASSIGNED:
                 chat.requeue()
             if op is not None:
@@ -787,6 +906,8 @@ class Hub:
                         setattr(v, field, note[field])
                 live.remote_visitor = bool(note.get("connected"))
                 self._notify_visitor_presence(live, publish=False)
+            elif kind == "n":  # a supervisor's whisper: operators only
+                self.supervision.deliver_note(live, note["note"])
         elif channel.startswith("o:") and kind == "assigned":
             op = self.operators.get(OperatorId(channel[2:]))
             if op is not None and op.conn is not None:
@@ -812,6 +933,11 @@ class Hub:
             customer_id, plan = auth.verify_identity(
                 frame["identity"], self.settings.identity_secret
             )
+            # The host site's name and e-mail prefill what the visitor did not give.
+            for field, limit in (("name", 100), ("email", 254)):
+                value = frame["identity"].get(field)
+                if not frame.get(field) and isinstance(value, str) and 0 < len(value) <= limit:
+                    frame[field] = value
         if token:
             live = await self._resume_session(token)
             new_token = token
@@ -839,7 +965,7 @@ class Hub:
             if live.chat.state is SessionState.NEW and plan is not None:
                 live.chat.priority = PLAN_PRIORITY.get(plan, Priority.NORMAL)
                 changes["priority"] = live.chat.priority
-        if changes and resumed:
+        if changes:  # (a new session's record lacks the identity until now)
             self.store.submit_session_update(live.session_id, **changes)
         if live.abandon_timer is not None:
             live.abandon_timer.cancel()
@@ -868,6 +994,8 @@ class Hub:
                 "visitor": v.public(),
                 "read_seq": live.chat.operator_read_seq,
                 "offline": self.offline,
+                "callback_allowed": self.levels.plan(v.plan).phone,
+                "kind": live.chat.kind,
             }
         )
         if resumed:
@@ -927,7 +1055,9 @@ class Hub:
                 if len(rows) < HISTORY_PAGE:
                     break
         except Exception:
-            log.exception("replay of %s failed", live.session_id)
+            log.exception(
+                "replay of %s failed", live.session_id, extra={"session_id": live.session_id}
+            )
             complete = False
         sent = conn.end_replay(live.session_id, sent)
         frame: dict[str, Any] = {"type": "replay_done", "last_seq": sent, "complete": complete}
@@ -1013,6 +1143,15 @@ class Hub:
             if changes:
                 self.store.submit_session_update(live.session_id, **changes)
                 self._notify_visitor_presence(live)
+        elif kind == "another_operator":
+            if chat.state is not SessionState.ASSIGNED or chat.operator_id is None:
+                raise InvalidState("no operator is serving this chat")
+            await self._transfer(
+                live,
+                chat.operator_id,
+                "You asked for another operator; you are back at the front of the queue.",
+                avoid=chat.operator_id,
+            )
         elif kind == "close":
             if chat.is_open:
                 await self._close_chat(live, by=Sender.VISITOR)
@@ -1073,20 +1212,32 @@ class Hub:
 
     async def _start_waiting(self, live: LiveSession) -> None:
         now = self.clock()
+        due, warn = self.levels.chat_due(
+            live.visitor.plan, now, callback=live.chat.kind == "callback"
+        )
         done = await self.store.submit_transition(
             live.session_id,
             (SessionState.NEW,),
             state=SessionState.WAITING,
             enqueued_at=now,
             priority=live.chat.priority,
+            sla_first_due=due,
+            sla_first_warn=warn,
         )
         if done is None or live.chat.state is not SessionState.NEW:
             return  # another connection started it first
         live.chat.start_waiting()
         live.enqueued_at = now
+        live.sla_first_due, live.sla_first_warn = due, warn
+        # Recurring contact person: an identified customer's last operator first.
+        preferred = None
+        if live.visitor.customer_id is not None:
+            preferred = await self.store.last_operator_of_customer(
+                live.visitor.customer_id, live.session_id
+            )
         try:
             position = await self._presence(
-                self.presence.enqueue(self._queue_entry(live, requeued=False))
+                self.presence.enqueue(self._queue_entry(live, requeued=False, preferred=preferred))
             )
         except Unavailable as exc:
             self._send_visitors(live, self._state_frame(live, None))
@@ -1165,6 +1316,8 @@ class Hub:
         live = await self._load_live(session_id)
         if live is None:
             return
+        if live.enqueued_at is not None:
+            self.metrics.assignment_latency_seconds.observe(max(0.0, now - live.enqueued_at))
         self._positions.pop(session_id, None)
         self._system(
             live,
@@ -1227,6 +1380,59 @@ class Hub:
         self._queue_changed()
         self._evict_if_idle(live)
 
+    async def _transfer(
+        self,
+        live: LiveSession,
+        from_operator: OperatorId,
+        text: str,
+        *,
+        department: str | None = None,
+        level: int | None = None,
+        target: OperatorId | None = None,
+        avoid: OperatorId | None = None,
+    ) -> None:
+        """Take an assigned chat from ``from_operator`` and queue it again at the front:
+        for another department or support level, for ``target`` first (within the
+        recurring-contact grace), or for anyone but ``avoid``."""
+        updates: dict[str, Any] = {}
+        if department is not None:
+            updates["department"] = department
+        if level is not None:
+            updates["level"] = level
+        done = await self.store.submit_transition(
+            live.session_id,
+            (SessionState.ASSIGNED,),
+            expect_operator=from_operator,
+            state=SessionState.WAITING,
+            operator_id=None,
+            assigned_at=None,
+            previous_operator=from_operator,
+            **updates,
+        )
+        if done is None:
+            raise InvalidState("the chat changed meanwhile")
+        live = self._rehold(live)
+        live.chat.department = department if department is not None else live.chat.department
+        live.chat.level = level if level is not None else live.chat.level
+        live.chat.avoid_operator = avoid
+        extra = {
+            "transfer": {
+                "department": live.chat.department,
+                "level": live.chat.level,
+                "to_operator": target,
+            }
+        }
+        # The notice first: every node applies the change in seq order, before any
+        # "assigned" that follows the enqueue below.
+        self._system(live, "requeued", text, operator_id=from_operator, extra=extra)
+        with contextlib.suppress(ChatError):
+            await self._presence(self.presence.add_load(from_operator, -1))
+            await self._presence(
+                self.presence.enqueue(self._queue_entry(live, requeued=True, preferred=target))
+            )
+        self._queue_changed()
+        await self.dispatch()
+
     async def _requeue_operator_chats(self, op: LiveOperator, text: str) -> None:
         records = await self.store.assigned_sessions(op.operator_id)
         for record in records:
@@ -1236,7 +1442,7 @@ class Hub:
     async def login(self, username: str, password: str) -> tuple[str, OperatorRecord]:
         record = await self.store.operator_by_username(username)
         ok = await asyncio.to_thread(
-            auth.verify_password, record.password_hash if record else auth.DUMMY_HASH, password
+            auth.verify_password, record.password_hash if record else auth.dummy_hash(), password
         )
         if record is None or not ok:
             raise Unauthorized("wrong username or password")
@@ -1310,6 +1516,13 @@ class Hub:
                 op, f"{op.record.name} went offline. You are back in the queue."
             )
         await self.dispatch()
+        if may_supervise(op):
+            try:
+                await self.supervision.add(conn)  # the board, then its patches
+            except Exception:  # the console asks again with a "board" frame
+                log.exception(
+                    "board for %s failed", operator_id, extra={"operator_id": operator_id}
+                )
         return op
 
     async def _learn_visitor_presence(self, lives: list[LiveSession]) -> None:
@@ -1433,8 +1646,81 @@ class Hub:
         elif kind == "close_chat":
             live = self._own_chat(op, frame["session_id"])
             await self._close_chat(live, by=Sender.OPERATOR)
+        elif kind == "transfer":
+            await self._operator_transfer(op, frame)
+        elif kind in SUPERVISOR_FRAMES:
+            await self.supervision.handle(conn, op, frame)
+        elif kind == "notes":
+            await self.supervision.send_notes(conn, op, SessionId(frame["session_id"]))
         elif kind == "ping":
             conn.send_frame({"type": "pong"})
+
+    async def request_callback(
+        self, session_id: SessionId, phone: str, preferred_times: str, note: str
+    ) -> None:
+        """Turn a chat that has not started into a callback request in the queue."""
+        live = await self._load_live(session_id)
+        if live is None:
+            raise UnknownSession("no such chat")
+        live = self._rehold(live)
+        if not self.levels.plan(live.visitor.plan).phone:
+            raise Forbidden("phone support is not part of your plan")
+        if live.chat.state is not SessionState.NEW:
+            raise InvalidState("this chat has already started: ask the operator to call you")
+        live.chat.kind = "callback"
+        live.phone, live.preferred_times = phone, preferred_times or None
+        self.store.submit_session_update(
+            live.session_id, kind="callback", phone=phone, preferred_times=preferred_times or None
+        )
+        text = f"Please call me back: {phone}"
+        if preferred_times:
+            text += f" ({preferred_times})"
+        if note:
+            text += f"\n{note}"
+        live.preview = text[:120]
+        self._append(
+            live,
+            Sender.VISITOR,
+            text,
+            sender_id=None,
+            author=live.visitor.name or "Visitor",
+            client_msg_id="callback-request",
+            extra={"callback": {"phone": phone, "preferred_times": preferred_times or None}},
+        )
+        await self._start_waiting(live)
+        self._evict_if_idle(live)
+
+    async def _operator_transfer(self, op: LiveOperator, frame: dict[str, Any]) -> None:
+        live = self._own_chat(op, frame["session_id"])
+        target = frame.get("operator_id")
+        level = frame.get("level")
+        department = frame.get("department")
+        if target is None and level is None and department is None:
+            raise BadFrame("transfer: give operator_id, department or level")
+        if level is not None and level not in (1, 2, 3):
+            raise BadFrame("transfer: level must be 1, 2 or 3")
+        target_name = None
+        if target is not None:
+            if target == op.operator_id:
+                raise BadFrame("transfer: that is you")
+            record = await self.store.operator(OperatorId(target))
+            if record is None:
+                raise BadFrame("transfer: no such operator")
+            target_name = record.name
+        if target_name is not None:
+            text = f"{op.record.name} is handing your chat over to {target_name}."
+        elif level is not None and level > live.chat.level:
+            text = f"Your chat is being passed on to {_ordinal(level)}-level support."
+        else:
+            text = f"{op.record.name} is transferring your chat to a colleague."
+        await self._transfer(
+            live,
+            op.operator_id,
+            text,
+            department=department,
+            level=level,
+            target=OperatorId(target) if target is not None else None,
+        )
 
     async def _history(self, conn: Connection, op: LiveOperator, frame: dict[str, Any]) -> None:
         session_id = SessionId(frame["session_id"])
@@ -1457,6 +1743,7 @@ class Hub:
         )
 
     async def operator_gone(self, conn: Connection, op: LiveOperator) -> None:
+        self.supervision.discard(conn)
         if op.conn is not conn:
             return  # replaced by a newer connection
         op.conn = None
@@ -1482,7 +1769,11 @@ class Hub:
         op.grace_timer = None
         if op.conn is not None:
             return
-        log.info("operator %s lost; re-queueing their chats", op.operator_id)
+        log.info(
+            "operator %s lost; re-queueing their chats",
+            op.operator_id,
+            extra={"operator_id": op.operator_id},
+        )
         op.status = OperatorStatus.OFFLINE
         op.chats.clear()
         await self._requeue_operator_chats(
@@ -1524,7 +1815,10 @@ class Hub:
             if now - first < self.settings.operator_grace_seconds:
                 continue
             log.warning(
-                "operator %s's node is gone; re-queueing %d chats", operator_id, len(sessions)
+                "operator %s's node is gone; re-queueing %d chats",
+                operator_id,
+                len(sessions),
+                extra={"operator_id": operator_id},
             )
             lost = await self.store.operator(operator_id)
             name = lost.name if lost is not None else "Your operator"
@@ -1548,9 +1842,14 @@ class Hub:
                             op.operator_id,
                             capacity=op.record.capacity,
                             departments=op.record.departments,
+                            levels=op.record.levels,
                         )
                     )
                     await self._presence(self.presence.set_status(op.operator_id, op.status))
+                    # Redis may have lost everything (restart without persistence):
+                    # the store knows how many chats the operator really has.
+                    assigned = await self.store.assigned_sessions(op.operator_id)
+                    await self._presence(self.presence.set_load(op.operator_id, len(assigned)))
             for record in await self.store.open_sessions():
                 if record.state is SessionState.WAITING:
                     with contextlib.suppress(ValueError):
@@ -1580,6 +1879,11 @@ class Hub:
                     "position": position,
                     "requeued": entry.requeued,
                     "preview": entry.preview,
+                    "kind": entry.kind,
+                    "plan": entry.plan,
+                    "department": entry.department,
+                    "level": entry.level,
+                    "sla_due": entry.sla_due,
                 }
             )
         return {"total": len(entries), "entries": listed}
@@ -1595,6 +1899,9 @@ class Hub:
                 await self._reregister_presence()
             try:
                 await self._refresh_offline()
+                if self._positions:
+                    # Waits for a preferred operator end by time, not by an event.
+                    await self.dispatch()
             except Exception:
                 log.exception("availability update failed")
             if not self._queue_dirty:
@@ -1609,6 +1916,7 @@ class Hub:
 
     async def _publish_queue(self) -> None:
         entries = await self._presence(self.presence.queue_snapshot())
+        self.supervision.observe_queue(entries)  # board history, queue gauges
         positions: dict[SessionId, int] = {}
         for position, entry in enumerate(entries, start=1):
             positions[entry.session_id] = position
@@ -1636,6 +1944,10 @@ class Hub:
             "bus_published": getattr(self.bus, "published", 0),
             "bus_round_trips": getattr(self.bus, "round_trips", 0),
         }
+
+
+def _ordinal(level: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(level, f"{level}th")
 
 
 def _record_row(record: MessageRecord) -> list[Any]:

@@ -128,6 +128,17 @@ class Metrics:
         for result in MAIL_RESULTS:
             self.mail_sent_total.labels(result=result)
 
+    def observe_batch(self, size: int, seconds: float) -> None:
+        """One group commit of ``size`` writes that took ``seconds`` (store hook)."""
+        self.store_batch_size.observe(size)
+        self.store_commit_seconds.observe(seconds)
+
+    def ticket_created(self, channel: str) -> None:
+        self.tickets_created_total.labels(channel=channel).inc()
+
+    def mail_result(self, result: str) -> None:
+        self.mail_sent_total.labels(result=result).inc()
+
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of this registry and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -49,6 +49,7 @@ VISITOR_FRAMES: Final[dict[str, _Schema]] = {
         "page_url": (_OPT_STR, False, 2000),
     },
     "close": {},
+    "another_operator": {},
     "ping": {},
 }
 
@@ -73,6 +74,21 @@ OPERATOR_FRAMES: Final[dict[str, _Schema]] = {
         "limit": (_INT, False, 0),
     },
     "close_chat": {"session_id": (_STR, True, 64)},
+    "transfer": {
+        "session_id": (_STR, True, 64),
+        "operator_id": (_OPT_STR, False, 64),
+        "department": (_OPT_STR, False, 40),
+        "level": ((int, type(None)), False, 0),
+    },
+    # Operators-only thread of a chat (its operator and supervisors).
+    "notes": {"session_id": (_STR, True, 64)},
+    # Supervisors and admins only (others get a "forbidden" error).
+    "board": {},
+    "watch": {"session_id": (_STR, True, 64)},
+    "unwatch": {"session_id": (_STR, True, 64)},
+    "whisper": {"session_id": (_STR, True, 64), "text": (_STR, True, 0)},
+    "take_over": {"session_id": (_STR, True, 64)},
+    "reassign": {"session_id": (_STR, True, 64), "operator_id": (_STR, True, 64)},
     "ping": {},
 }
 

@@ -7,10 +7,14 @@ which chats to hand to which operators; it reserves capacity as it answers, so
 the caller only has to carry the decisions out.
 
 Queue order: re-queued chats first (they were already served once), then
-priority class (urgent, VIP, normal), then oldest first. An operator is
-eligible when online, below capacity and serving the entry's department; among
-eligible operators the preferred one (recurring contact) wins, else the
-least-loaded, ties broken by longest idle.
+priority class (urgent, VIP, normal), then oldest first, with aging: a chat of
+a lower class that has waited ``aging_seconds`` longer than one of the class
+above goes first, so nobody starves. An operator is eligible when online,
+below capacity, serving the entry's department and support level, and not the
+operator the visitor asked to avoid; among eligible operators the preferred
+one (recurring contact) wins, else the least-loaded, ties broken by longest
+idle. Until ``preferred_until`` a chat with a preferred operator waits for
+that operator only (the entries behind it are served meanwhile).
 """
 
 from __future__ import annotations
@@ -31,13 +35,16 @@ class OperatorSlot:
     load: int = 0
     departments: frozenset[str] = frozenset()
     idle_since: float = 0.0  # when the operator last got a chat or came online
+    levels: frozenset[int] = frozenset({1})
 
     @property
     def free(self) -> int:
         return max(0, self.capacity - self.load)
 
-    def serves(self, department: str | None) -> bool:
-        return department is None or not self.departments or department in self.departments
+    def serves(self, department: str | None, level: int = 1) -> bool:
+        return level in self.levels and (
+            department is None or not self.departments or department in self.departments
+        )
 
 
 @dataclasses.dataclass(slots=True)
@@ -51,9 +58,26 @@ class QueueEntry:
     # Shown in the operators' queue list; no part of the order.
     name: str | None = None
     preview: str | None = None
+    level: int = 1  # support level: 1st level gets new chats
+    aging_seconds: float = 600.0  # head start of each priority class over the next
+    preferred_until: float = 0.0  # wait this long for the preferred operator only
+    avoid_operator: OperatorId | None = None  # the visitor asked for someone else
+    # Shown in the queue list only: "chat" or "callback", plan, first-response due time.
+    kind: str = "chat"
+    plan: str | None = None
+    sla_due: float | None = None
 
-    def sort_key(self) -> tuple[int, int, float]:
-        return (0 if self.requeued else 1, int(self.priority), self.enqueued_at)
+    def sort_key(self) -> tuple[int, float]:
+        """Re-queued first, then effective age: priority classes are a head start."""
+        return (
+            0 if self.requeued else 1,
+            self.enqueued_at + int(self.priority) * self.aging_seconds,
+        )
+
+    @property
+    def pool(self) -> str:
+        """The queue partition: operators serve pools by department and level."""
+        return f"{self.department or ''}@{self.level}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,8 +92,8 @@ class Router:
 
     def __init__(self) -> None:
         self.operators: dict[OperatorId, OperatorSlot] = {}
-        # One heap per department (None: any operator); lazy deletion.
-        self._heaps: dict[str | None, list[tuple[tuple[int, int, float], int, QueueEntry]]] = {}
+        # One heap per pool (department and level); lazy deletion.
+        self._heaps: dict[str, list[tuple[tuple[int, float], int, QueueEntry]]] = {}
         self._entries: dict[SessionId, QueueEntry] = {}
         self._counter = itertools.count()
 
@@ -80,14 +104,21 @@ class Router:
         *,
         capacity: int,
         departments: Iterable[str] = (),
+        levels: Iterable[int] = (1,),
     ) -> OperatorSlot:
         slot = self.operators.get(operator_id)
         if slot is None:
-            slot = OperatorSlot(operator_id, capacity, departments=frozenset(departments))
+            slot = OperatorSlot(
+                operator_id,
+                capacity,
+                departments=frozenset(departments),
+                levels=frozenset(levels),
+            )
             self.operators[operator_id] = slot
         else:
             slot.capacity = capacity
             slot.departments = frozenset(departments)
+            slot.levels = frozenset(levels)
         return slot
 
     def set_status(self, operator_id: OperatorId, status: OperatorStatus, now: float) -> None:
@@ -101,16 +132,27 @@ class Router:
         slot = self.operators[operator_id]
         slot.load = max(0, slot.load + delta)
 
-    def eligible(self, department: str | None) -> Iterator[OperatorSlot]:
+    def eligible(self, department: str | None, level: int = 1) -> Iterator[OperatorSlot]:
         for slot in self.operators.values():
-            if slot.status is OperatorStatus.ONLINE and slot.free > 0 and slot.serves(department):
+            if (
+                slot.status is OperatorStatus.ONLINE
+                and slot.free > 0
+                and slot.serves(department, level)
+            ):
                 yield slot
 
-    def choose_operator(self, entry: QueueEntry) -> OperatorSlot | None:
+    def choose_operator(self, entry: QueueEntry, now: float = 0.0) -> OperatorSlot | None:
+        """The operator for ``entry``, or ``None`` (nobody eligible, or it waits for
+        its preferred operator)."""
         best: OperatorSlot | None = None
-        for slot in self.eligible(entry.department):
+        hold = entry.preferred_operator is not None and now < entry.preferred_until
+        for slot in self.eligible(entry.department, entry.level):
+            if slot.operator_id == entry.avoid_operator:
+                continue
             if slot.operator_id == entry.preferred_operator:
                 return slot
+            if hold:
+                continue
             if best is None or (slot.load, slot.idle_since, slot.operator_id) < (
                 best.load,
                 best.idle_since,
@@ -124,7 +166,7 @@ class Router:
         if entry.session_id in self._entries:
             raise ValueError(f"{entry.session_id} is already queued")
         self._entries[entry.session_id] = entry
-        heap = self._heaps.setdefault(entry.department, [])
+        heap = self._heaps.setdefault(entry.pool, [])
         heapq.heappush(heap, (entry.sort_key(), next(self._counter), entry))
 
     def remove(self, session_id: SessionId) -> QueueEntry | None:
@@ -140,8 +182,8 @@ class Router:
     def get(self, session_id: SessionId) -> QueueEntry | None:
         return self._entries.get(session_id)
 
-    def _head(self, department: str | None) -> QueueEntry | None:
-        heap = self._heaps.get(department)
+    def _head(self, pool: str) -> QueueEntry | None:
+        heap = self._heaps.get(pool)
         while heap:
             entry = heap[0][2]
             if self._entries.get(entry.session_id) is entry:
@@ -170,13 +212,28 @@ class Router:
         Capacity is reserved (load incremented) for every returned assignment.
         """
         result: list[Assignment] = []
-        blocked: set[str | None] = set()
+        blocked: set[str] = set()
+        # Entries waiting for their preferred operator, set aside for this round.
+        held: list[tuple[str, tuple[tuple[int, float], int, QueueEntry]]] = []
+        try:
+            return self._assign(now, result, blocked, held)
+        finally:
+            for pool, item in held:
+                heapq.heappush(self._heaps[pool], item)
+
+    def _assign(
+        self,
+        now: float,
+        result: list[Assignment],
+        blocked: set[str],
+        held: list[tuple[str, tuple[tuple[int, float], int, QueueEntry]]],
+    ) -> list[Assignment]:
         while True:
             best: QueueEntry | None = None
-            for department in list(self._heaps):
-                if department in blocked:
+            for pool in list(self._heaps):
+                if pool in blocked:
                     continue
-                head = self._head(department)
+                head = self._head(pool)
                 if head is None:
                     continue
                 if best is None or (head.sort_key(), head.session_id) < (
@@ -186,9 +243,13 @@ class Router:
                     best = head
             if best is None:
                 return result
-            slot = self.choose_operator(best)
+            slot = self.choose_operator(best, now)
             if slot is None:
-                blocked.add(best.department)
+                if best.preferred_operator is not None and now < best.preferred_until:
+                    # Only this entry waits; the ones behind it may be served.
+                    held.append((best.pool, heapq.heappop(self._heaps[best.pool])))
+                else:
+                    blocked.add(best.pool)
                 continue
             del self._entries[best.session_id]
             slot.load += 1

@@ -34,6 +34,11 @@ class ChatSession:
     assigned_at: float | None = None
     closed_at: float | None = None
     previous_operator: OperatorId | None = None
+    level: int = 1  # support level the chat is routed to
+    kind: str = "chat"  # "chat" or "callback"
+    first_response_at: float | None = None
+    # Operators-only routing wishes: the visitor asked for someone else.
+    avoid_operator: OperatorId | None = None
 
     def _expect(self, *states: SessionState) -> None:
         if self.state is SessionState.CLOSED and SessionState.CLOSED not in states:

@@ -16,7 +16,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import tickets as T
@@ -40,6 +40,8 @@ from .mail import (
     make_message_id,
     parse_inbound,
 )
+from .service_levels import ServiceLevels
+from .sla import load_sla_config
 from .store.base import OperatorRecord, SessionRecord
 from .store.sqlite import SqliteStore
 from .store.tickets import NewEvent, TicketRow, TicketStore
@@ -129,6 +131,11 @@ class TicketService:
         self.records = records
         self.files = files
         self.hub = hub  # posts the "escalated" notice into chats
+        self.levels: ServiceLevels = (
+            hub.levels if hub is not None else ServiceLevels(load_sla_config(settings.sla_config))
+        )
+        # Called with the kind ("first_response", "resolution") of each recorded breach.
+        self.on_breach: Callable[[str], None] | None = None
         self.mailer: Mailer | None = None
         if settings.smtp_host:
             self.mailer = Mailer(
@@ -178,7 +185,64 @@ class TicketService:
             "session_id": row.session_id,
             "created_at": row.created_at,
             "updated_at": row.updated_at,
+            "sla": self.sla_json(row),
         }
+
+    def sla_json(self, row: TicketRow, now: float | None = None) -> dict[str, Any]:
+        """Both clocks as the console shows them (it counts down to each ``due``)."""
+        now = time.time() if now is None else now
+        paused = row.paused_since is not None
+        return {
+            "plan": self.levels.plan(row.plan).name,
+            "paused": paused,
+            "breached": row.sla_breached.split(),
+            "first_response": self.levels.describe(
+                row.sla_first_due, row.sla_first_warn, row.first_response_at, now, paused
+            ),
+            "resolution": self.levels.describe(
+                row.sla_resolution_due, row.sla_resolution_warn, row.resolved_at, now, paused
+            ),
+        }
+
+    async def refresh_sla(self, row: TicketRow) -> TicketRow:
+        """Recompute the ticket's clocks from its history; returns the updated row."""
+        events = await self.records.events(row.number)
+        clocks = self.levels.ticket_clocks(row.plan, row.created_at, row.channel, events)
+        await self.records.set_sla(
+            row.number,
+            sla_first_due=clocks.first_due,
+            sla_first_warn=clocks.first_warn,
+            sla_resolution_due=clocks.resolution_due,
+            sla_resolution_warn=clocks.resolution_warn,
+            first_response_at=clocks.first_response_at,
+            resolved_at=clocks.resolved_at,
+            paused_since=clocks.paused_since,
+        )
+        fresh = await self.records.ticket(row.number)
+        assert fresh is not None
+        return fresh
+
+    async def sla_loop(self, interval: float = 15.0) -> None:
+        """Record breached clocks of tickets and chats, forever."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_breaches()
+            except Exception:
+                log.exception("SLA check failed")
+
+    async def check_breaches(self, now: float | None = None) -> list[tuple[str, str, float]]:
+        found = await self.records.record_breaches(time.time() if now is None else now)
+        for ref, kind, due in found:
+            log.warning(
+                "SLA %s breached for %s (due %s)",
+                kind,
+                ref,
+                time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(due)),
+            )
+            if self.on_breach is not None:
+                self.on_breach(kind)
+        return found
 
     @staticmethod
     def event_json(event: dict[str, Any]) -> dict[str, Any]:
@@ -359,9 +423,12 @@ class TicketService:
                 events=transcript,
                 carry=carry,
                 reason=reason,
+                plan=session.plan
+                or await self.records.customer_plan(session.customer_id, session.visitor_email),
             )
         except sqlite3.IntegrityError:
             raise InvalidState("this chat is already a ticket") from None
+        row = await self.refresh_sla(row)
         ref = T.ref(row.number)
         if self.hub is not None:
             try:
@@ -408,7 +475,10 @@ class TicketService:
             actor={"type": "customer", "id": None, "name": name or email},
             events=[event],
             carry=atts,
+            plan=who.session.plan
+            or await self.records.customer_plan(who.session.customer_id, email),
         )
+        row = await self.refresh_sla(row)
         await self._confirm(row)
         return row
 
@@ -508,6 +578,7 @@ class TicketService:
             return events
 
         row, stored = await self.records.mutate(row.number, mutation)
+        row = await self.refresh_sla(row)
         if not internal and not customer:
             await self._mail_reply(row, text, atts)
         return row, stored[0]
@@ -563,6 +634,7 @@ class TicketService:
             return events
 
         row, stored = await self.records.mutate(row.number, mutation)
+        row = await self.refresh_sla(row)
         if any(e["kind"] == "state" and e["body"]["to"] == "feedback_needed" for e in stored):
             await self._mail_feedback(row, reason)
         return row, stored
@@ -765,7 +837,8 @@ class TicketService:
                     )
                 return events
 
-            await self.records.mutate(number, mutation)
+            row, _ = await self.records.mutate(number, mutation)
+            await self.refresh_sla(row)
             if mail.message_id:
                 await self.records.remember_mail_id(mail.message_id, number)
             return {"result": "reply", "ticket": number}
@@ -800,7 +873,9 @@ class TicketService:
                 )
             ],
             adopt=atts,
+            plan=await self.records.customer_plan(None, mail.sender),
         )
+        row = await self.refresh_sla(row)
         if mail.message_id:
             await self.records.remember_mail_id(mail.message_id, row.number)
         await self._confirm(row)
@@ -853,3 +928,153 @@ class TicketService:
                 await self.records.add_attachment(record)
             stored.append(record)
         return stored, skipped
+
+    # ------------------------------------------------------- time, canned, context
+    async def log_time(
+        self,
+        who: OperatorActor,
+        body: dict[str, Any],
+        *,
+        ticket: Any = None,
+        session_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Log worked time on a ticket or a chat (the console's chat timer posts here)."""
+        seconds = body.get("seconds")
+        if seconds is None and body.get("minutes") is not None:
+            minutes = body["minutes"]
+            if isinstance(minutes, bool) or not isinstance(minutes, (int, float)):
+                raise BadFrame("minutes must be a number")
+            seconds = round(minutes * 60)
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 < seconds <= 86400:
+            raise BadFrame("time must be between 1 second and 24 hours")
+        note = clean_line(body.get("note"), "note", 300, required=False)
+        customer_id: str | None
+        number: int | None = None
+        if ticket is not None:
+            row = await self._ticket(ticket)
+            number, customer_id, session_id = row.number, row.customer_id, None
+        else:
+            session = await self._session_for_operator(who, session_id)
+            customer_id = session.customer_id
+        entry_id = await self.records.add_time(
+            operator_id=who.record.operator_id,
+            customer_id=customer_id,
+            ticket=number,
+            session_id=session_id,
+            seconds=seconds,
+            note=note,
+        )
+        if number is not None:
+            await self.records.mutate(
+                number,
+                lambda r: [
+                    NewEvent("time", who.actor(), {"seconds": seconds, "note": note}, internal=True)
+                ],
+            )
+        return {
+            "id": entry_id,
+            "seconds": seconds,
+            "ticket": number,
+            "session_id": session_id,
+            "customer_id": customer_id,
+        }
+
+    async def canned(
+        self, who: OperatorActor, department: str | None, session_id: str | None
+    ) -> list[dict[str, Any]]:
+        """Canned responses for ``department`` (and general ones), placeholders filled
+        from the chat when ``session_id`` is given: {visitor_name}, {operator_name},
+        {customer_id}, {plan}, {ticket}."""
+        values = {
+            "operator_name": who.record.name,
+            "visitor_name": "",
+            "customer_id": "",
+            "plan": "",
+            "ticket": "",
+        }
+        if session_id:
+            session = await self._session_for_operator(who, session_id)
+            values.update(
+                visitor_name=session.visitor_name or "",
+                customer_id=session.customer_id or "",
+                plan=self.levels.plan(session.plan).name,
+            )
+            row = await self.records.ticket_for_session(session.session_id)
+            if row is not None:
+                values["ticket"] = T.ref(row.number)
+        out = []
+        for item in await self.records.canned(department):
+            out.append({**item, "rendered": _fill(item["text"], values)})
+        return out
+
+    async def add_canned(self, who: OperatorActor, body: dict[str, Any]) -> dict[str, Any]:
+        if not who.supervises:
+            raise Forbidden("supervisors and admins manage canned responses")
+        title = clean_line(body.get("title"), "title", 100)
+        text = clean_text(body.get("text"), "text", 4000)
+        department = body.get("department")
+        if department is not None:
+            department = clean_line(department, "department", 40)
+        return await self.records.add_canned(department, title, text)
+
+    async def context(self, who: OperatorActor, session_id: str) -> dict[str, Any]:
+        """Who the visitor is: customer record, plan, past chats and tickets."""
+        session = await self._session_for_operator(who, session_id)
+        customer = await self.records.customer(session.customer_id) if session.customer_id else None
+        past = await self.store.past_sessions(
+            session.customer_id, session.visitor_email, exclude=session.session_id
+        )
+        rows: list[TicketRow] = []
+        if session.customer_id:
+            rows, _ = await self.records.search(customer_id=session.customer_id, limit=20)
+        if session.visitor_email:
+            more = await self.records.tickets_of_email(session.visitor_email)
+            rows += [r for r in more if r.number not in {x.number for x in rows}]
+        plan = self.levels.plan(session.plan or (customer or {}).get("plan"))
+        return {
+            "customer": customer,
+            "customer_id": session.customer_id,
+            "plan": {
+                "name": plan.name,
+                "phone": plan.phone,
+                "personal_contact": plan.personal_contact,
+                "first_response_hours": plan.first_response.total_seconds() / 3600,
+            },
+            "past_chats": [
+                {
+                    "session_id": p.session_id,
+                    "created_at": p.created_at,
+                    "state": p.state.value,
+                    "operator_id": p.operator_id or p.previous_operator,
+                    "kind": p.kind,
+                }
+                for p in past
+            ],
+            "tickets": [
+                {
+                    "ref": T.ref(r.number),
+                    "number": r.number,
+                    "subject": r.subject,
+                    "state": r.state.value,
+                    "created_at": r.created_at,
+                }
+                for r in rows
+            ],
+        }
+
+
+_PLACEHOLDER = re.compile(r"\{(visitor_name|operator_name|customer_id|plan|ticket)\}")
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    """Fill known placeholders; anything else in braces stays as written."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{6,30}$")
+
+
+def clean_phone(value: Any) -> str:
+    if not isinstance(value, str) or not _PHONE.match(value.strip()):
+        raise BadFrame("phone must be a phone number (digits, spaces, +, -, /, parentheses)")
+    return value.strip()

@@ -48,7 +48,8 @@
   // Views shown in the top navigation (roles: null = everyone).
   var VIEWS = [
     { id: 'chats', title: 'Chats', element: 'view-chats', roles: null },
-    { id: 'tickets', title: 'Tickets', element: 'view-tickets', roles: null }
+    { id: 'tickets', title: 'Tickets', element: 'view-tickets', roles: null },
+    { id: 'board', title: 'Board', element: 'view-board', roles: ['supervisor', 'admin'] }
   ];
 
   var TICKET_REFRESH_MS = 15000;
@@ -478,6 +479,7 @@
     if (text || !chat.endedText) chat.endedText = text || '';
     setVisitorTyping(chat, false);
     stopOwnTyping(chat, false);
+    emit('chat-ended', chat);
     // Own messages that never made it will not any more.
     chat.byCmid.forEach(function (msg) {
       if (msg.seq === null && msg.state !== 'failed') {
@@ -825,6 +827,8 @@
     queue: onQueue,
     status: onStatus,
     replay_done: onReplayDone,
+    note: onNote,
+    notes: onNotes,
     error: onError,
     pong: function () {}
   };
@@ -832,7 +836,62 @@
   function handleFrame(frame) {
     var h = handlers[frame.type];
     if (h) h(frame);
+    emit(frame.type, frame);
   }
+
+  // ------------------------------------------------------------------
+  // Extensions (board.js): they see every frame and view change, and use
+  // the helpers below. Listeners are called after the console's own handler.
+  // ------------------------------------------------------------------
+
+  var listeners = {};
+
+  function emit(type, payload) {
+    (listeners[type] || []).forEach(function (fn) {
+      try {
+        fn(payload);
+      } catch (err) {
+        if (window.console) console.error('chatserver console: listener failed', type, err);
+      }
+    });
+  }
+
+  window.chatserverConsole = {
+    /** fn(frame) for every frame of `type`; also 'view' (id) and 'reset'. */
+    on: function (type, fn) { (listeners[type] = listeners[type] || []).push(fn); },
+    send: function (frame) { return sendReady(frame); },
+    el: el,
+    clear: clear,
+    str: str,
+    formatClock: formatClock,
+    formatWaiting: formatWaiting,
+    toast: function (text, kind) { toast(text, kind); },
+    showView: function (id) { showView(id); },
+    openChat: function (id) {
+      if (!app.chats.has(id)) return false;
+      showView('chats');
+      selectChat(id);
+      return true;
+    },
+    operator: function () { return app.operator; },
+    role: function () { return app.role; },
+    view: function () { return app.view; }
+  };
+
+  // For service.js (SLA clocks, transfer, canned responses, context, timers). It also
+  // listens to the UI events 'chat-tab' {chat, tab}, 'chat-selected' (chat or null),
+  // 'chat-ended' (chat), 'queue-item' {entry, item}, 'ticket-row' {ticket, row} and
+  // 'ticket' ({ticket, events, attachments}), emitted after the console drew them.
+  Object.assign(window.chatserverConsole, {
+    api: api,
+    chats: function () { return app.chats; },
+    selectedChat: function () { return app.chats.get(app.selectedId) || null; },
+    renderTab: function (chat) { if (chat && chat.tabEl) renderTab(chat); },
+    openTicketView: function (number) { openTicketView(number); },
+    formatFull: formatFull,
+    toMs: toMs,
+    visitorName: visitorName
+  });
 
   function onWelcome(f) {
     conn.ready = true;
@@ -861,6 +920,7 @@
       listed.add(res.chat.id);
       var known = conn.helloSessions && conn.helloSessions.has(res.chat.id);
       if (!known && !res.chat.ended) requestHistory(res.chat, res.chat.watermark);
+      if (!res.chat.ended) send({ type: 'notes', session_id: res.chat.id });
       renderTab(res.chat);
     });
     // Chats we had open that the server no longer lists are not ours any more.
@@ -893,6 +953,7 @@
     if (!res) return;
     var chat = res.chat;
     requestHistory(chat, chat.watermark);
+    send({ type: 'notes', session_id: chat.id });
     renderTab(chat);
     renderTabsContainer();
     recomputeLoad();
@@ -920,7 +981,8 @@
   function onChatRemoved(f) {
     var chat = app.chats.get(f.session_id);
     if (!chat) return;
-    var why = f.reason === 'requeued' ? 'was returned to the queue' : 'was taken from you';
+    var why = f.reason === 'requeued' ? 'was returned to the queue'
+      : f.reason === 'reassigned' ? 'was handed over by a supervisor' : 'was taken from you';
     toast('Chat with ' + visitorName(chat.visitor) + ' ' + why + '.', 'warn');
     removeChat(chat);
     recomputeLoad();
@@ -996,6 +1058,43 @@
     }
     renderTab(chat);
     updateTitle();
+  }
+
+  // Operators-only notes (a supervisor's whispers) shown in the chat's list,
+  // after the last message sent before them. Never sent to the visitor.
+  function addNote(chat, n) {
+    if (!n || typeof n.text !== 'string' || typeof n.ts !== 'number') return;
+    var author = n.author && typeof n.author === 'object' ? n.author : {};
+    var key = n.ts + '|' + str(author.id) + '|' + n.text;
+    if (!chat.notes) chat.notes = new Set();
+    if (chat.notes.has(key)) return;
+    chat.notes.add(key);
+    var bubble = el('div', { className: 'msg', testid: 'note', text: n.text });
+    bubble.dataset.from = 'note';
+    bubble.dataset.author = 'Whisper from ' + str(author.name, 'a supervisor') + ' \u00b7 not shown to the visitor';
+    bubble.dataset.time = formatClock(n.ts);
+    bubble.title = formatFull(n.ts);
+    var row = el('li', { className: 'msg-row from-note' }, bubble);
+    var after = 0;
+    chat.msgs.forEach(function (m) {
+      if (m.seq !== null && m.ts !== null && m.ts <= n.ts && m.seq > after) after = m.seq;
+    });
+    placeRow(chat, { row: row, seq: after + 0.5 });
+    afterListChange(chat, false);
+  }
+
+  function onNote(f) {
+    var chat = app.chats.get(f.session_id);
+    if (!chat) return;
+    addNote(chat, f);
+    if (!chatIsVisible(chat)) flashTitle('Whisper');
+    toast('Whisper from ' + str(f.author && f.author.name, 'a supervisor') + ': ' + str(f.text), 'info');
+  }
+
+  function onNotes(f) {
+    var chat = app.chats.get(f.session_id);
+    if (!chat || !Array.isArray(f.notes)) return;
+    f.notes.forEach(function (n) { addNote(chat, n); });
   }
 
   function onReplayDone(f) {
@@ -1105,6 +1204,7 @@
     var chat = app.chats.get(app.selectedId);
     if (chat) maybeSendRead(chat);
     if (id === 'tickets') loadTickets();
+    emit('view', id);
   }
 
   function activeChatCount() {
@@ -1163,6 +1263,7 @@
         item.appendChild(el('div', { className: 'queue-preview', text: preview, title: preview }));
       }
       list.appendChild(item);
+      emit('queue-item', { entry: e, item: item });
     });
     $('queue-total').textContent = String(app.queue.total);
     $('queue-empty').hidden = app.queue.total > 0 || entries.length > 0;
@@ -1237,6 +1338,7 @@
     tab.classList.toggle('is-offline', chat.visitor && chat.visitor.connected === false);
     tab.setAttribute('aria-selected', chat.id === app.selectedId ? 'true' : 'false');
     tab.dataset.ended = chat.ended ? 'true' : 'false';
+    emit('chat-tab', { chat: chat, tab: tab });
   }
 
   function renderTabsContainer() {
@@ -1275,6 +1377,7 @@
       clear($('messages-slot'));
       renderVisitor(null);
       renderTyping(null);
+      emit('chat-selected', null);
       return;
     }
     view.dataset.sessionId = chat.id;
@@ -1311,6 +1414,7 @@
     }
     renderTyping(chat);
     renderVisitor(chat);
+    emit('chat-selected', chat);
   }
 
   function renderVisitor(chat) {
@@ -1571,6 +1675,7 @@
     app.view = 'chats';
     hideBanner();
     stopFlash();
+    emit('reset', null);
   }
 
   /** Forget the token and go back to the login form. */
@@ -1973,6 +2078,7 @@
         if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); }
       });
       list.appendChild(row);
+      emit('ticket-row', { ticket: t, row: row });
     });
     $('ticket-total').textContent = String(tickets.total);
     $('ticket-total-label').textContent = tickets.total === 1 ? 'ticket' : 'tickets';
@@ -2092,6 +2198,7 @@
     clear(fbox);
     if (files.length) fbox.appendChild(attachmentList(files));
     if (switched) $('ticket-scroll').scrollTop = $('ticket-scroll').scrollHeight;
+    emit('ticket', cur);
   }
 
   function changeValue(kind, v) {

@@ -271,7 +271,11 @@ async def test_redis_down_degrades_and_recovers(cluster, private_redis, clients)
             if health["status"] == "ok":
                 break
             await asyncio.sleep(0.2)
-    assert health["status"] == "ok"
+    assert health["status"] == "ok", health
+    # Redis came back empty: Anna's load is rebuilt from the store, so she (capacity 1,
+    # one open chat) does not get the waiting visitor on top.
+    await asyncio.sleep(2.0)
+    assert not [f for f in op.seen("chat_assigned") if f["chat"]["session_id"] == v2.session_id]
     # The waiting visitor is queued again and served when capacity frees.
     await op.send_frame({"type": "close_chat", "session_id": v1.session_id})
     chat = await op.next_chat(timeout=15)
@@ -311,8 +315,13 @@ async def test_three_nodes_thousand_visitors(cluster, clients):
                     == op.welcome["operator"]["id"]
                 ), f"{sid} assigned twice"
 
-    await asyncio.sleep(1.0)
-    collect()
+    # Every operator fills up (100 slots); the console frames may lag under load.
+    settle = asyncio.get_running_loop().time() + 20
+    while asyncio.get_running_loop().time() < settle:
+        await asyncio.sleep(0.2)
+        collect()
+        if len(assigned) >= 100:
+            break
     assert len(assigned) == 100
     # Close chats on every node until the queue has drained.
     closed: set[str] = set()

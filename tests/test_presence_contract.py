@@ -230,3 +230,75 @@ async def test_redis_three_nodes_thousand_visitors_concurrently(redis_prefix):
     finally:
         for node in nodes:
             await node.redis.aclose()
+
+
+# ------------------------------------------------------------- routing policies
+async def test_aging_lets_long_waiting_normal_chats_overtake(backend):
+    p, clock = backend
+    t = clock.now
+    # A normal chat that has waited longer than one aging step beats a fresh VIP.
+    await p.enqueue(entry("old-normal", t - 700, aging_seconds=600))
+    await p.enqueue(entry("vip", t, Priority.VIP, aging_seconds=600))
+    await p.enqueue(entry("new-normal", t - 100, aging_seconds=600))
+    await p.enqueue(entry("urgent", t, Priority.URGENT, aging_seconds=600))
+    order = [e.session_id for e in await p.queue_snapshot()]
+    assert order == ["urgent", "old-normal", "vip", "new-normal"]
+
+
+async def test_levels_route_to_operators_of_that_level(backend):
+    p, clock = backend
+    first = await online(p, "first", capacity=5)
+    second = OperatorId("second")
+    await p.register_operator(second, capacity=5, departments=(), levels=(2, 3))
+    await p.set_status(second, OperatorStatus.ONLINE)
+    await p.enqueue(entry("l2", clock.now, level=2))
+    await p.enqueue(entry("l1", clock.now + 1))
+    await p.enqueue(entry("l3", clock.now + 2, level=3, department="billing"))
+    got = {a.session_id: a.operator_id for a in await p.assign_next()}
+    assert got == {"l2": second, "l1": first, "l3": second}
+    slots = {s.operator_id: s for s in await p.operators()}
+    assert slots[second].levels == frozenset({2, 3}) and slots[second].load == 2
+
+
+async def test_preferred_operator_waits_within_grace_then_anyone(backend):
+    p, clock = backend
+    anna = await online(p, "anna", capacity=1)
+    bert = await online(p, "bert", capacity=1)
+    await p.enqueue(entry("busy", clock.now - 5))
+    assert [a.operator_id for a in await p.assign_next()] == [anna]  # anna is full now
+    # Vera wants anna (her recurring contact): she waits, the chat behind her is served.
+    await p.enqueue(entry("vera", clock.now, preferred_operator=anna,
+                          preferred_until=clock.now + 60))
+    await p.enqueue(entry("other", clock.now + 1))
+    got = [(a.session_id, a.operator_id) for a in await p.assign_next()]
+    assert got == [("other", bert)]
+    assert [e.session_id for e in await p.queue_snapshot()] == ["vera"]
+    # anna frees up within the grace: Vera gets her.
+    await p.add_load(anna, -1)
+    assert [(a.session_id, a.operator_id) for a in await p.assign_next()] == [("vera", anna)]
+    # Past the grace, anyone eligible takes a preferring chat.
+    await p.add_load(bert, -1)
+    await p.enqueue(entry("late", clock.now, preferred_operator=anna,
+                          preferred_until=clock.now - 1))
+    assert [a.operator_id for a in await p.assign_next()] == [bert]
+
+
+async def test_avoided_operator_is_never_chosen(backend):
+    p, clock = backend
+    anna = await online(p, "anna", capacity=3)
+    await p.enqueue(entry("x", clock.now, avoid_operator=anna))
+    assert await p.assign_next() == []
+    bert = await online(p, "bert", capacity=3)
+    assert [a.operator_id for a in await p.assign_next()] == [bert]
+
+
+async def test_set_load_rebuilds_counted_load(backend):
+    p, clock = backend
+    anna = await online(p, "anna", capacity=2)
+    await p.set_load(anna, 2)
+    await p.enqueue(entry("x", clock.now))
+    assert await p.assign_next() == []  # full
+    await p.set_load(anna, 1)
+    assert [a.operator_id for a in await p.assign_next()] == [anna]
+    await p.set_load(OperatorId("ghost"), 3)  # unknown operators stay unknown
+    assert await p.operator(OperatorId("ghost")) is None

@@ -129,6 +129,9 @@
   let noticeTimer = 0;
   let offline = false;    // no operator online: offer the offline form
   let offDone = false;    // the offline form was sent
+  let cbAllowed = false;  // the plan includes phone support: offer "Call me back"
+  let cbOpen = false;     // the callback form is shown
+  let cbDone = false;     // a callback was requested in this chat
 
   function save() {
     const v = {
@@ -393,6 +396,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 .off input,.off textarea{margin:0 0 8px}
 .offh{margin:0 0 8px;font-weight:600}
 .err{color:#b91c1c;font-size:12.5px;margin:0 0 8px}
+.hl{display:block;border:0;background:none;color:inherit;text-decoration:underline;padding:0;margin-top:2px;font-size:12px;opacity:.9}
 @media (max-width:480px){
  .root{right:12px;bottom:12px}
  .panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}
@@ -470,13 +474,32 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.of.name.value = opt.name;
     ui.of.email.value = opt.email;
     ui.body.insertBefore(ui.off, ui.list);
+
+    // "Call me back" (plans with phone support), before the chat has started.
+    ui.cf = {};
+    const cfl = (n, ph, m, tag) => (ui.cf[n] = h(tag || 'input', { name: n, placeholder: ph, maxlength: m,
+      type: tag ? null : n === 'phone' ? 'tel' : 'text', required: n === 'phone', 'data-testid': 'callback-' + n }));
+    ui.cbErr = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'callback-error' });
+    ui.cb = h('form', { class: 'off', hidden: true, 'data-testid': 'callback-form', onsubmit: sendCallback }, [
+      h('p', { class: 'offh', text: 'We\u2019ll call you back' }),
+      cfl('phone', 'Phone number', '30'), cfl('times', 'Preferred times (optional)', '200'),
+      cfl('note', 'What is it about? (optional)', '1000', 'textarea'), ui.cbErr,
+      h('button', { class: 'btn', 'data-testid': 'callback-submit', text: 'Call me back' }),
+    ]);
+    ui.cbLink = h('button', { type: 'button', class: 'lnk', hidden: true, 'data-testid': 'callback-link',
+      text: 'Prefer a phone call? Call me back', onclick: () => { cbOpen = true; renderStatus(); ui.cf.phone.focus(); } });
+    ui.cbOk = h('p', { class: 'intro', hidden: true, 'data-testid': 'callback-done' });
+    [ui.cbLink, ui.cb, ui.cbOk].forEach((x) => ui.body.insertBefore(x, ui.list));
     ui.chat = h('div', { class: 'chat' }, [ui.body, ui.typing, ui.ended, ui.composer]);
     ui.tk = h('div', { class: 'chat', hidden: true, 'data-testid': 'tickets' });
 
     ui.panel = h('section', { class: 'panel', role: 'dialog', 'aria-label': opt.title, 'data-testid': 'panel',
       hidden: true, onkeydown: (e) => { if (e.key === 'Escape') closePanel(true); } }, [
       h('header', { class: 'head' }, [
-        h('div', { class: 'head-text' }, [h('div', { class: 'title', text: opt.title }), ui.status]),
+        h('div', { class: 'head-text' }, [h('div', { class: 'title', text: opt.title }), ui.status,
+          ui.other = h('button', { type: 'button', class: 'hl', hidden: true, 'data-testid': 'another-operator',
+            text: 'Talk to someone else', onclick: () => sendFrame({ type: 'another_operator' }) ||
+              showNotice('Not connected \u2014 please try again in a moment.') })]),
         h('button', { type: 'button', class: 'hbtn end', 'data-testid': 'my-tickets', text: 'My tickets',
           onclick: () => showTickets() }),
         ui.end, ui.min,
@@ -529,7 +552,12 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.ended.hidden = !closed;
     ui.end.hidden = !(chatState === 'waiting' || chatState === 'assigned');
     ui.pre.hidden = !(chatState === null || chatState === 'new') || ui.list.childElementCount > 0;
-    ui.intro.hidden = !(ui.off.hidden = !offDone && !(offline && !ui.pre.hidden));
+    ui.intro.hidden = !(ui.off.hidden = !offDone && !(offline && !ui.pre.hidden && !cbOpen));
+    const fresh = chatState === null || chatState === 'new';
+    ui.cbLink.hidden = !(cbAllowed && fresh && !cbOpen && !cbDone && !ui.list.childElementCount);
+    ui.cb.hidden = !(cbOpen && !cbDone && fresh && cbAllowed);
+    ui.cbOk.hidden = !(cbDone && !closed && ui.cbOk.textContent);
+    ui.other.hidden = !(chatState === 'assigned' && operator);
     ui.composer.hidden = closed;
     if (closed) hideTyping();
     if (ui.off.hidden || ui.list.childElementCount) keepBottom();
@@ -894,6 +922,8 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     if (!ui.name.value && serverName) ui.name.value = serverName;
     if (!ui.email.value && serverEmail) ui.email.value = serverEmail;
     offline = !!f.offline;
+    cbAllowed = !!f.callback_allowed;
+    if (f.kind === 'callback') cbDone = true;
     setState(f.state, f.operator, f.queue_position);
     applyRead();
     save();
@@ -1055,6 +1085,24 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     });
   }
 
+  function sendCallback(e) {
+    e.preventDefault();
+    const v = { phone: ui.cf.phone.value.trim() };
+    if (ui.cf.times.value.trim()) v.preferred_times = ui.cf.times.value.trim();
+    if (ui.cf.note.value.trim()) v.note = ui.cf.note.value.trim();
+    ui.cbErr.hidden = true;
+    if (!token) return showNotice('Not connected \u2014 please try again in a moment.');
+    req('/visitor/callback', { json: v }).then((r) => {
+      cbDone = true;
+      ui.cbOk.textContent = 'We\u2019ll call you at ' + (r.phone || v.phone) +
+        (v.preferred_times ? ' (' + v.preferred_times + ')' : '') + '; you are in the queue.';
+      renderStatus();
+    }, (er) => {
+      ui.cbErr.textContent = er.message;
+      ui.cbErr.hidden = false;
+    });
+  }
+
   // ---------------------------------------------------------------------------
   // My tickets: list, one ticket's public events, reply box
   // ---------------------------------------------------------------------------
@@ -1129,6 +1177,8 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     storedClosed = false;
     outbox = [];
     pendingInfo = null;
+    cbOpen = cbDone = false;
+    ui.cbOk.textContent = '';
     clearHistory(false);
     save();
     renderStatus();

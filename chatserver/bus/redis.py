@@ -5,6 +5,10 @@ was in flight) goes to Redis in one pipelined round trip. When the subscriber
 connection drops and comes back (a Redis restart, ``CLIENT KILL TYPE pubsub``),
 notes may have been missed, so ``on_resync`` is called and the hub refills from
 the store.
+
+On the wire a note is ``{node}\t{sent}\n{payload}``: the publishing node (a
+node skips its own notes, which Redis echoes) and the wall-clock time of the
+flush that sent it, from which receivers measure the bus lag (``on_lag``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +51,9 @@ class RedisBus:
         self.redis = redis
         self.prefix = prefix + ":"
         # Notes carry their origin so a node skips its own (Redis echoes them).
-        self._tag = node_id.replace("\n", " ").encode() + b"\n"
+        self._tag = node_id.replace("\n", " ").replace("\t", " ").encode() + b"\t"
+        # Called with the seconds from a note's flush on another node to its arrival here.
+        self.on_lag: Callable[[float], None] | None = None
         self._channels: set[str] = set()
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -112,7 +119,17 @@ class RedisBus:
         pubsub = _ResyncingPubSub(self.redis.connection_pool, self._reconnected)
         self._pubsub = pubsub
         # Always hold one channel so the connection exists and is read.
-        await pubsub.subscribe(self.prefix + "_node", *(self.prefix + c for c in self._channels))
+        wanted = set(self._channels)
+        await pubsub.subscribe(self.prefix + "_node", *(self.prefix + c for c in wanted))
+        # Channels (un)subscribed while that was in flight (not yet "connected",
+        # so subscribe() only noted them): catch up now.
+        while wanted != self._channels:
+            added, removed = self._channels - wanted, wanted - self._channels
+            wanted = set(self._channels)
+            if added:
+                await pubsub.subscribe(*(self.prefix + c for c in added))
+            if removed:
+                await pubsub.unsubscribe(*(self.prefix + c for c in removed))
 
     def _reconnected(self) -> None:
         if self._connected:
@@ -132,6 +149,9 @@ class RedisBus:
             try:
                 await self._connect()
                 self._connected = True
+                # Redis answers again: publishing works too (no need to wait for a
+                # note to prove it before reporting healthy).
+                self._publish_ok = True
                 if not first:
                     log.warning("bus reconnected; resyncing")
                     self._schedule_resync()
@@ -148,7 +168,10 @@ class RedisBus:
                     data = message["data"]
                     if data.startswith(self._tag) or self._on_note is None:
                         continue
-                    self._on_note(channel[prefix_len:], data[data.index(b"\n") + 1 :])
+                    end = data.index(b"\n")
+                    if self.on_lag is not None:
+                        self._observe_lag(data, end)
+                    self._on_note(channel[prefix_len:], data[end + 1 :])
             except (RedisError, OSError) as exc:
                 if self._connected:
                     log.warning("bus lost Redis: %s", exc)
@@ -156,9 +179,19 @@ class RedisBus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    def _observe_lag(self, data: bytes, end: int) -> None:
+        tab = data.rfind(b"\t", 0, end)
+        if tab < 0 or self.on_lag is None:
+            return  # a note without a send time (an older node)
+        try:
+            sent = float(data[tab + 1 : end])
+        except ValueError:
+            return
+        self.on_lag(max(0.0, time.time() - sent))
+
     # -- publishing ------------------------------------------------------------
     def publish(self, channel: str, payload: bytes) -> None:
-        self._outbox.append((self.prefix + channel, self._tag + payload))
+        self._outbox.append((self.prefix + channel, payload))
         self._wake.set()
 
     async def _flush_loop(self) -> None:
@@ -167,10 +200,11 @@ class RedisBus:
             self._wake.clear()
             while self._outbox:
                 batch, self._outbox = self._outbox, []
+                header = self._tag + b"%.6f\n" % time.time()
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for channel, payload in batch:
-                            pipe.publish(channel, payload)
+                            pipe.publish(channel, header + payload)
                         await pipe.execute()
                     self.round_trips += 1
                     self.published += len(batch)

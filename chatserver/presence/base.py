@@ -17,7 +17,12 @@ from ..types import OperatorId, OperatorStatus, SessionId
 
 class Presence(Protocol):
     async def register_operator(
-        self, operator_id: OperatorId, *, capacity: int, departments: Iterable[str]
+        self,
+        operator_id: OperatorId,
+        *,
+        capacity: int,
+        departments: Iterable[str],
+        levels: Iterable[int] = (1,),
     ) -> OperatorSlot:
         """Make the operator known (status unchanged if already known)."""
         ...
@@ -44,6 +49,10 @@ class Presence(Protocol):
 
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         """Adjust load, e.g. ``-1`` when a chat closes or is re-queued; never below 0."""
+        ...
+
+    async def set_load(self, operator_id: OperatorId, load: int) -> None:
+        """Set an operator's load to a counted value (rebuilding after Redis lost its data)."""
         ...
 
     async def operator(self, operator_id: OperatorId) -> OperatorSlot | None: ...

@@ -19,9 +19,16 @@ class MemoryPresence:
         self._clock = clock
 
     async def register_operator(
-        self, operator_id: OperatorId, *, capacity: int, departments: Iterable[str]
+        self,
+        operator_id: OperatorId,
+        *,
+        capacity: int,
+        departments: Iterable[str],
+        levels: Iterable[int] = (1,),
     ) -> OperatorSlot:
-        return self.router.upsert_operator(operator_id, capacity=capacity, departments=departments)
+        return self.router.upsert_operator(
+            operator_id, capacity=capacity, departments=departments, levels=levels
+        )
 
     async def set_status(self, operator_id: OperatorId, status: OperatorStatus) -> OperatorSlot:
         self.router.set_status(operator_id, status, self._clock())
@@ -42,6 +49,10 @@ class MemoryPresence:
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         if operator_id in self.router.operators:
             self.router.add_load(operator_id, delta)
+
+    async def set_load(self, operator_id: OperatorId, load: int) -> None:
+        if operator_id in self.router.operators:
+            self.router.operators[operator_id].load = max(0, load)
 
     async def operator(self, operator_id: OperatorId) -> OperatorSlot | None:
         return self.router.operators.get(operator_id)

@@ -7,8 +7,8 @@ Keys (``{p}`` is the key prefix, default ``cs``)::
     {p}:alive:{id}       exists while the operator's node heartbeats (TTL)
     {p}:vis:{sid}        hash: node, page_url, since — while a visitor is connected (TTL)
     {p}:q:all            zset of every waiting session (score = service order)
-    {p}:q:d:{dept}       zset per department ("" for any operator)
-    {p}:qdepts           set of departments with a zset
+    {p}:q:d:{pool}       zset per pool "<department>@<level>" (department "" for any)
+    {p}:qdepts           set of pools with a zset
     {p}:qe:{sid}         hash: department, priority, enqueued_at, requeued, preferred
 
 The score encodes the same order as :meth:`chatserver.routing.QueueEntry.sort_key`;
@@ -34,10 +34,9 @@ _PRIORITY_SPAN = 10**13  # > any enqueued_at in ms until the year 2286
 
 
 def queue_score(entry: QueueEntry) -> float:
-    requeued, priority, enqueued_at = entry.sort_key()
-    return float(
-        requeued * 4 * _PRIORITY_SPAN + priority * _PRIORITY_SPAN + int(enqueued_at * 1000)
-    )
+    """The zset score: the same order as :meth:`QueueEntry.sort_key` (ms resolution)."""
+    requeued, effective = entry.sort_key()
+    return float(requeued * _PRIORITY_SPAN + int(effective * 1000))
 
 
 # KEYS: none (prefix in ARGV so every key is derived). ARGV: prefix, now, max.
@@ -45,14 +44,16 @@ _ASSIGN = """
 local p = ARGV[1]
 local now = ARGV[2]
 local max = tonumber(ARGV[3])
+local nownum = tonumber(now)
 local result = {}
 local blocked = {}
+local skip = {}
 local ops = redis.call('SMEMBERS', p .. ':ops')
 local slots = {}
 for _, id in ipairs(ops) do
   if redis.call('EXISTS', p .. ':alive:' .. id) == 1 then
     local h = redis.call('HMGET', p .. ':op:' .. id, 'status', 'load', 'capacity',
-                         'departments', 'idle_since')
+                         'departments', 'idle_since', 'levels')
     if h[1] == 'online' then
       local depts = {}
       local any = true
@@ -60,48 +61,63 @@ for _, id in ipairs(ops) do
         any = false
         for d in string.gmatch(h[4], '[^,]+') do depts[d] = true end
       end
+      local levels = {}
+      for l in string.gmatch(h[6] or '1', '[^,]+') do levels[l] = true end
       table.insert(slots, {id = id, load = tonumber(h[2] or '0'),
-        capacity = tonumber(h[3] or '0'), any = any, depts = depts,
+        capacity = tonumber(h[3] or '0'), any = any, depts = depts, levels = levels,
         idle = tonumber(h[5] or '0')})
     end
   end
 end
-local depts = redis.call('SMEMBERS', p .. ':qdepts')
+local pools = redis.call('SMEMBERS', p .. ':qdepts')
 while #result < max do
-  local best, best_score, best_dept = nil, nil, nil
-  for _, d in ipairs(depts) do
+  local best, best_score, best_pool = nil, nil, nil
+  for _, d in ipairs(pools) do
     if not blocked[d] then
-      local head = redis.call('ZRANGE', p .. ':q:d:' .. d, 0, 0, 'WITHSCORES')
+      local off = skip[d] or 0
+      local head = redis.call('ZRANGE', p .. ':q:d:' .. d, off, off, 'WITHSCORES')
       if #head > 0 then
         local score = tonumber(head[2])
         if best == nil or score < best_score or (score == best_score and head[1] < best) then
-          best, best_score, best_dept = head[1], score, d
+          best, best_score, best_pool = head[1], score, d
         end
       end
     end
   end
   if best == nil then break end
-  local preferred = redis.call('HGET', p .. ':qe:' .. best, 'preferred')
+  local e = redis.call('HMGET', p .. ':qe:' .. best, 'preferred', 'preferred_until', 'avoid')
+  local preferred = e[1]
+  if preferred == '' then preferred = false end
+  local hold = preferred and nownum < tonumber(e[2] or '0')
+  local avoid = e[3] or ''
+  local at = string.find(best_pool, '@', 1, true)
+  local dept = string.sub(best_pool, 1, at - 1)
+  local level = string.sub(best_pool, at + 1)
   local chosen = nil
   for _, s in ipairs(slots) do
-    if s.load < s.capacity and (best_dept == '' or s.any or s.depts[best_dept]) then
+    if s.load < s.capacity and s.levels[level] and s.id ~= avoid
+       and (dept == '' or s.any or s.depts[dept]) then
       if preferred and s.id == preferred then chosen = s break end
-      if chosen == nil or s.load < chosen.load
+      if not hold and (chosen == nil or s.load < chosen.load
          or (s.load == chosen.load and (s.idle < chosen.idle
-             or (s.idle == chosen.idle and s.id < chosen.id))) then
+             or (s.idle == chosen.idle and s.id < chosen.id)))) then
         chosen = s
       end
     end
   end
   if chosen == nil then
-    blocked[best_dept] = true
+    if hold then
+      skip[best_pool] = (skip[best_pool] or 0) + 1
+    else
+      blocked[best_pool] = true
+    end
   else
-    redis.call('ZREM', p .. ':q:d:' .. best_dept, best)
+    redis.call('ZREM', p .. ':q:d:' .. best_pool, best)
     redis.call('ZREM', p .. ':q:all', best)
     local entry = redis.call('HGETALL', p .. ':qe:' .. best)
     redis.call('DEL', p .. ':qe:' .. best)
     chosen.load = chosen.load + 1
-    chosen.idle = tonumber(now)
+    chosen.idle = nownum
     redis.call('HSET', p .. ':op:' .. chosen.id, 'load', chosen.load, 'idle_since', now)
     table.insert(result, {best, chosen.id, entry})
   end
@@ -119,13 +135,16 @@ redis.call('HSET', key, 'load', load)
 return load
 """
 
-# ARGV: prefix, sid, dept, score, priority, enqueued_at, requeued, preferred, name, preview
+# ARGV: prefix, sid, pool, score, priority, enqueued_at, requeued, preferred, name, preview,
+#       department, level, aging, preferred_until, avoid, kind, plan, sla_due
 _ENQUEUE = """
 local p = ARGV[1]
 if redis.call('EXISTS', p .. ':qe:' .. ARGV[2]) == 1 then return -1 end
-redis.call('HSET', p .. ':qe:' .. ARGV[2], 'department', ARGV[3], 'priority', ARGV[5],
+redis.call('HSET', p .. ':qe:' .. ARGV[2], 'pool', ARGV[3], 'priority', ARGV[5],
            'enqueued_at', ARGV[6], 'requeued', ARGV[7], 'preferred', ARGV[8],
-           'name', ARGV[9], 'preview', ARGV[10])
+           'name', ARGV[9], 'preview', ARGV[10], 'department', ARGV[11], 'level', ARGV[12],
+           'aging', ARGV[13], 'preferred_until', ARGV[14], 'avoid', ARGV[15],
+           'kind', ARGV[16], 'plan', ARGV[17], 'sla_due', ARGV[18])
 redis.call('ZADD', p .. ':q:d:' .. ARGV[3], ARGV[4], ARGV[2])
 redis.call('ZADD', p .. ':q:all', ARGV[4], ARGV[2])
 redis.call('SADD', p .. ':qdepts', ARGV[3])
@@ -135,7 +154,7 @@ return redis.call('ZRANK', p .. ':q:all', ARGV[2]) + 1
 # ARGV: prefix, sid
 _DEQUEUE = """
 local p = ARGV[1]
-local dept = redis.call('HGET', p .. ':qe:' .. ARGV[2], 'department')
+local dept = redis.call('HGET', p .. ':qe:' .. ARGV[2], 'pool')
 if not dept then return 0 end
 redis.call('ZREM', p .. ':q:d:' .. dept, ARGV[2])
 redis.call('ZREM', p .. ':q:all', ARGV[2])
@@ -162,6 +181,13 @@ def _entry_from(session_id: str, fields: dict[str, str]) -> QueueEntry:
         preferred_operator=OperatorId(fields["preferred"]) if fields.get("preferred") else None,
         name=fields.get("name") or None,
         preview=fields.get("preview") or None,
+        level=int(fields.get("level") or 1),
+        aging_seconds=float(fields.get("aging") or 0),
+        preferred_until=float(fields.get("preferred_until") or 0),
+        avoid_operator=OperatorId(fields["avoid"]) if fields.get("avoid") else None,
+        kind=fields.get("kind") or "chat",
+        plan=fields.get("plan") or None,
+        sla_due=float(fields["sla_due"]) if fields.get("sla_due") else None,
     )
 
 
@@ -197,7 +223,12 @@ class RedisPresence:
         return f"{self.prefix}:op:{operator_id}"
 
     async def register_operator(
-        self, operator_id: OperatorId, *, capacity: int, departments: Iterable[str]
+        self,
+        operator_id: OperatorId,
+        *,
+        capacity: int,
+        departments: Iterable[str],
+        levels: Iterable[int] = (1,),
     ) -> OperatorSlot:
         key = self._op(operator_id)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -210,6 +241,7 @@ class RedisPresence:
                 mapping={
                     "capacity": capacity,
                     "departments": ",".join(sorted(departments)),
+                    "levels": ",".join(str(level) for level in sorted(set(levels))),
                 },
             )
             await pipe.execute()
@@ -286,6 +318,15 @@ class RedisPresence:
     async def add_load(self, operator_id: OperatorId, delta: int) -> None:
         await self._add_load(args=[self.prefix, operator_id, delta])
 
+    async def set_load(self, operator_id: OperatorId, load: int) -> None:
+        key = self._op(operator_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(key)
+            pipe.hset(key, "load", max(0, load))
+            exists, _ = await pipe.execute()
+        if not exists:  # do not create a half operator hash
+            await self.redis.delete(key)
+
     async def operator(self, operator_id: OperatorId) -> OperatorSlot | None:
         fields = await self.redis.hgetall(self._op(operator_id))
         if not fields:
@@ -321,6 +362,7 @@ class RedisPresence:
             load=int(f.get("load", 0)),
             departments=frozenset(d for d in f.get("departments", "").split(",") if d),
             idle_since=float(f.get("idle_since", 0)),
+            levels=frozenset(int(v) for v in f.get("levels", "1").split(",") if v.isdigit()),
         )
 
     async def enqueue(self, entry: QueueEntry) -> int:
@@ -328,7 +370,7 @@ class RedisPresence:
             args=[
                 self.prefix,
                 entry.session_id,
-                entry.department or "",
+                entry.pool,
                 repr(queue_score(entry)),
                 int(entry.priority),
                 repr(entry.enqueued_at),
@@ -336,6 +378,14 @@ class RedisPresence:
                 entry.preferred_operator or "",
                 entry.name or "",
                 entry.preview or "",
+                entry.department or "",
+                entry.level,
+                repr(entry.aging_seconds),
+                repr(entry.preferred_until),
+                entry.avoid_operator or "",
+                entry.kind,
+                entry.plan or "",
+                repr(entry.sla_due) if entry.sla_due is not None else "",
             ]
         )
         if int(position) < 0:

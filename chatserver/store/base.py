@@ -24,6 +24,7 @@ class OperatorRecord:
     departments: tuple[str, ...]
     capacity: int
     created_at: float
+    levels: tuple[int, ...] = (1,)  # support levels served (1st, 2nd, 3rd)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -33,6 +34,7 @@ class OperatorRecord:
             "role": self.role,
             "capacity": self.capacity,
             "departments": list(self.departments),
+            "levels": list(self.levels),
         }
 
 
@@ -57,6 +59,13 @@ class SessionRecord:
     closed_at: float | None = None
     visitor_read_seq: int = 0
     operator_read_seq: int = 0
+    kind: str = "chat"
+    phone: str | None = None
+    preferred_times: str | None = None
+    level: int = 1
+    first_response_at: float | None = None
+    sla_first_due: float | None = None
+    sla_first_warn: float | None = None
     last_seq: int = 0
 
 
@@ -111,6 +120,13 @@ SESSION_UPDATABLE = frozenset(
         "closed_at",
         "visitor_read_seq",
         "operator_read_seq",
+        "kind",
+        "phone",
+        "preferred_times",
+        "level",
+        "first_response_at",
+        "sla_first_due",
+        "sla_first_warn",
     }
 )
 

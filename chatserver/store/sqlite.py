@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from ..board import ChatStat, OpenChat, SlaClock
 from ..types import OperatorId, Priority, SessionId, SessionState
 from .base import SESSION_UPDATABLE, MessageRecord, OperatorRecord, SessionRecord
 
@@ -229,6 +230,13 @@ MIGRATIONS: list[str | list[str]] = [
         "CREATE TABLE sla_breaches (ref TEXT NOT NULL, kind TEXT NOT NULL, due REAL NOT NULL,"
         " recorded_at REAL NOT NULL, PRIMARY KEY (ref, kind))",
     ],
+    # 4: support levels of operators; SLA warning times.
+    [
+        "ALTER TABLE operators ADD COLUMN levels TEXT NOT NULL DEFAULT '1'",
+        "ALTER TABLE tickets ADD COLUMN sla_first_warn REAL",
+        "ALTER TABLE tickets ADD COLUMN sla_resolution_warn REAL",
+        "ALTER TABLE sessions ADD COLUMN sla_first_warn REAL",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -240,9 +248,10 @@ _INSERT_MESSAGE = (
 _SESSION_COLUMNS = (
     "id, token_hash, state, created_at, visitor_name, visitor_email, page_url, user_agent,"
     " customer_id, plan, priority, department, operator_id, previous_operator, assigned_at,"
-    " enqueued_at, closed_at, visitor_read_seq, operator_read_seq"
+    " enqueued_at, closed_at, visitor_read_seq, operator_read_seq, kind, phone,"
+    " preferred_times, level, first_response_at, sla_first_due, sla_first_warn"
 )
-_INSERT_SESSION = f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join(['?'] * 19)})"
+_INSERT_SESSION = f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join(['?'] * 26)})"
 _SELECT_SESSION = (
     f"SELECT {_SESSION_COLUMNS},"
     " (SELECT COALESCE(MAX(seq), 0) FROM messages m WHERE m.session_id = s.id)"
@@ -369,7 +378,14 @@ def _session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionRecord:
         closed_at=row[16],
         visitor_read_seq=row[17],
         operator_read_seq=row[18],
-        last_seq=row[19],
+        kind=row[19],
+        phone=row[20],
+        preferred_times=row[21],
+        level=row[22],
+        first_response_at=row[23],
+        sla_first_due=row[24],
+        sla_first_warn=row[25],
+        last_seq=row[26],
     )
 
 
@@ -383,10 +399,13 @@ def _operator_from_row(row: tuple[Any, ...]) -> OperatorRecord:
         departments=tuple(d for d in row[5].split(",") if d),
         capacity=row[6],
         created_at=row[7],
+        levels=tuple(int(v) for v in str(row[8]).split(",") if v.isdigit()) or (1,),
     )
 
 
-_OPERATOR_COLUMNS = "id, username, name, password_hash, role, departments, capacity, created_at"
+_OPERATOR_COLUMNS = (
+    "id, username, name, password_hash, role, departments, capacity, created_at, levels"
+)
 
 
 class SqliteStore:
@@ -422,6 +441,8 @@ class SqliteStore:
         self.writes = 0
         self.last_batch_size = 0
         self.last_batch_seconds = 0.0
+        # Called with (writes, seconds) after every commit (metrics); must not raise.
+        self.on_batch: Callable[[int, float], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------
     async def open(self) -> None:
@@ -507,6 +528,8 @@ class SqliteStore:
                 self.batches += 1
                 self.last_batch_size = len(batch)
                 self.last_batch_seconds = time.perf_counter() - started
+                if self.on_batch is not None:
+                    self.on_batch(len(batch), self.last_batch_seconds)
                 for write, outcome in zip(batch, outcomes, strict=True):
                     if write.future.done():
                         continue
@@ -684,6 +707,13 @@ class SqliteStore:
                 record.closed_at,
                 record.visitor_read_seq,
                 record.operator_read_seq,
+                record.kind,
+                record.phone,
+                record.preferred_times,
+                record.level,
+                record.first_response_at,
+                record.sla_first_due,
+                record.sla_first_warn,
             ),
         )
 
@@ -750,6 +780,35 @@ class SqliteStore:
             )
         return [_session_from_row(r) for r in rows]
 
+    async def past_sessions(
+        self, customer_id: str | None, email: str | None, *, exclude: SessionId, limit: int = 20
+    ) -> list[SessionRecord]:
+        """Earlier chats of the same customer (by id, else by e-mail), newest first."""
+        if customer_id:
+            where, key = "customer_id = ?", customer_id
+        elif email:
+            where, key = "lower(visitor_email) = ?", email.lower()
+        else:
+            return []
+        rows = await self._fetchall(
+            _SELECT_SESSION + f" WHERE {where} AND id != ? ORDER BY created_at DESC LIMIT ?",
+            (key, exclude, limit),
+        )
+        return [_session_from_row(r) for r in rows]
+
+    async def last_operator_of_customer(
+        self, customer_id: str, exclude: SessionId
+    ) -> OperatorId | None:
+        """The operator who last served ``customer_id`` (recurring contact person)."""
+        rows = await self._fetchall(
+            "SELECT COALESCE(operator_id, previous_operator) FROM sessions"
+            " WHERE customer_id = ? AND id != ?"
+            " AND COALESCE(operator_id, previous_operator) IS NOT NULL"
+            " ORDER BY created_at DESC LIMIT 1",
+            (customer_id, exclude),
+        )
+        return OperatorId(rows[0][0]) if rows else None
+
     async def client_msg_ids(self, session_id: SessionId) -> dict[tuple[str, str], int]:
         rows = await self._fetchall(
             "SELECT sender, client_msg_id, seq FROM messages"
@@ -765,7 +824,7 @@ class SqliteStore:
     async def add_operator(self, record: OperatorRecord) -> None:
         try:
             await self._write_now(
-                f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.operator_id,
                     record.username,
@@ -775,6 +834,7 @@ class SqliteStore:
                     ",".join(record.departments),
                     record.capacity,
                     record.created_at,
+                    ",".join(str(v) for v in sorted(set(record.levels))),
                 ),
             )
         except sqlite3.IntegrityError as exc:
@@ -815,3 +875,136 @@ class SqliteStore:
         stored = await self.get_meta(key)
         assert stored is not None
         return stored
+
+    # -- supervisor board, chat notes, readiness ------------------------------
+    async def ping(self) -> None:
+        """A trivial read; raises if the database cannot be read."""
+        await self._fetchall("SELECT 1")
+
+    def submit_first_response(self, session_id: SessionId, at: float) -> asyncio.Future[int]:
+        """Record the chat's first operator reply, unless one is recorded (by any node)."""
+        return self._submit(
+            "UPDATE sessions SET first_response_at = ? WHERE id = ? AND first_response_at IS NULL",
+            (at, session_id),
+        )
+
+    async def open_chats(self) -> list[OpenChat]:
+        """Every waiting or assigned chat, lean (the ``sessions_open`` index)."""
+        rows = await self._fetchall(
+            "SELECT id, state, operator_id, assigned_at, visitor_name, enqueued_at,"
+            " first_response_at, sla_first_due, sla_first_warn FROM sessions"
+            " WHERE state IN ('waiting', 'assigned')"
+        )
+        return [OpenChat(*r) for r in rows]
+
+    async def first_session_rowid(self, since: float) -> int:
+        """A rowid from which on every session was created at or after ``since``.
+
+        Sessions are inserted as they are created, so ``created_at`` grows with
+        the rowid (give or take the commit order of concurrent nodes: callers
+        ask for a little earlier than they need). A binary search of rowid
+        seeks, so range queries from it touch only recent rows.
+        """
+        rows = await self._fetchall("SELECT MIN(rowid), MAX(rowid) FROM sessions")
+        lo, hi = rows[0]
+        if lo is None:
+            return 0
+        hi += 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            probe = await self._fetchall(
+                "SELECT created_at FROM sessions WHERE rowid >= ? ORDER BY rowid LIMIT 1", (mid,)
+            )
+            if probe and probe[0][0] >= since:
+                hi = mid
+            else:
+                lo = mid + 1
+        return int(lo)
+
+    async def chat_stats(self, since: float, from_rowid: int = 0) -> list[ChatStat]:
+        """Timings of every chat enqueued at or after ``since`` (rowids ``from_rowid`` on)."""
+        rows = await self._fetchall(
+            "SELECT s.enqueued_at, s.state,"
+            " s.assigned_at IS NOT NULL OR s.previous_operator IS NOT NULL,"
+            " s.assigned_at, s.first_response_at,"
+            " EXISTS (SELECT 1 FROM tickets t WHERE t.session_id = s.id AND t.channel = 'chat')"
+            " FROM sessions s WHERE s.rowid >= ? AND s.enqueued_at >= ?",
+            (from_rowid, since),
+        )
+        return [ChatStat(r[0], r[1], bool(r[2]), r[3], r[4], bool(r[5])) for r in rows]
+
+    async def ticket_sla_clocks(self) -> list[SlaClock]:
+        """The first-response and resolution clocks of every ticket not closed."""
+        rows = await self._fetchall(
+            "SELECT number, created_at, sla_first_due, sla_first_warn, first_response_at,"
+            " sla_resolution_due, sla_resolution_warn, resolved_at, sla_breached, paused_since"
+            " FROM tickets WHERE state IN"
+            " ('open', 'in_progress', 'feedback_needed', 'information', 'answered')"
+        )
+        clocks = []
+        for number, created, f_due, f_warn, f_at, r_due, r_warn, r_at, breached, paused in rows:
+            # The kinds recorded as breached: "first_response resolution".
+            kinds = set(str(breached or "").replace(",", " ").split())
+            unknown = bool(kinds - {"first_response", "resolution"})
+            for kind, due, warn, met in (
+                ("first_response", f_due, f_warn, f_at),
+                ("resolution", r_due, r_warn, r_at),
+            ):
+                recorded = kind in kinds or unknown
+                if due is None and not recorded:
+                    continue
+                clocks.append(
+                    SlaClock(
+                        f"#{number}",
+                        created,
+                        due,
+                        met_at=met,
+                        recorded=recorded,
+                        warn=warn,
+                        paused=paused is not None,
+                    )
+                )
+        return clocks
+
+    async def sla_breaches_since(self, since: float) -> dict[str, int]:
+        """Breaches recorded at or after ``since``, by kind."""
+        rows = await self._fetchall(
+            "SELECT kind, COUNT(*) FROM sla_breaches WHERE recorded_at >= ? GROUP BY kind",
+            (since,),
+        )
+        return {str(kind): int(n) for kind, n in rows}
+
+    def submit_note(
+        self,
+        session_id: SessionId,
+        ts: float,
+        kind: str,
+        author_id: str,
+        author_name: str,
+        text: str,
+    ) -> asyncio.Future[int]:
+        """Append to a chat's operators-only thread (numbered inside the write lock)."""
+        return self._submit(
+            "INSERT INTO chat_notes (session_id, n, ts, kind, author_id, author_name, text)"
+            " SELECT ?, COALESCE(MAX(n), 0) + 1, ?, ?, ?, ?, ? FROM chat_notes"
+            " WHERE session_id = ?",
+            (session_id, ts, kind, author_id, author_name, text, session_id),
+        )
+
+    async def notes(self, session_id: SessionId, limit: int = 500) -> list[dict[str, Any]]:
+        """The last ``limit`` notes of a chat's operators-only thread, oldest first."""
+        rows = await self._fetchall(
+            "SELECT n, ts, kind, author_id, author_name, text FROM chat_notes"
+            " WHERE session_id = ? ORDER BY n DESC LIMIT ?",
+            (session_id, limit),
+        )
+        return [
+            {
+                "n": n,
+                "ts": int(ts * 1000),
+                "kind": kind,
+                "author": {"id": author_id, "name": author_name},
+                "text": text,
+            }
+            for n, ts, kind, author_id, author_name, text in reversed(rows)
+        ]

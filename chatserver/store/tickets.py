@@ -38,6 +38,11 @@ _TICKET_COLUMNS = (
     "number, subject, state, priority, department, level, assignee, channel, requester_name,"
     " requester_email, customer_id, session_id, created_at, updated_at, events, head"
 )
+_SLA_COLUMNS = (
+    "plan, sla_first_due, sla_first_warn, sla_resolution_due, sla_resolution_warn,"
+    " first_response_at, resolved_at, paused_since, sla_breached"
+)
+_TICKET_SELECT = f"{_TICKET_COLUMNS}, {_SLA_COLUMNS}"
 _ATTACHMENT_COLUMNS = (
     "id, owner, filename, content_type, size, sha256, storage, uploaded_by, created_at"
 )
@@ -61,6 +66,15 @@ class TicketRow:
     updated_at: float
     events: int
     head: str
+    plan: str | None = None
+    sla_first_due: float | None = None
+    sla_first_warn: float | None = None
+    sla_resolution_due: float | None = None
+    sla_resolution_warn: float | None = None
+    first_response_at: float | None = None
+    resolved_at: float | None = None
+    paused_since: float | None = None
+    sla_breached: str = ""
 
 
 def _ticket(row: Sequence[Any]) -> TicketRow:
@@ -81,6 +95,7 @@ def _ticket(row: Sequence[Any]) -> TicketRow:
         row[13],
         row[14],
         row[15],
+        *row[16:25],
     )
 
 
@@ -137,6 +152,10 @@ class TicketStore:
         self.files = files
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # Metrics hooks (set by the app): a ticket was created (its channel), a
+        # mail delivery attempt ended ("ok" or "error").
+        self.on_ticket_created: Callable[[str], None] | None = None
+        self.on_mail_result: Callable[[str], None] | None = None
 
     async def open(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tickets")
@@ -239,6 +258,7 @@ class TicketStore:
         carry: Sequence[AttachmentRecord] = (),
         adopt: Sequence[AttachmentRecord] = (),
         state: TicketState = TicketState.OPEN,
+        plan: str | None = None,
         reason: str | None = None,
     ) -> tuple[TicketRow, dict[str, str]]:
         """Create a ticket with its ``created`` event followed by ``events``.
@@ -290,8 +310,8 @@ class TicketStore:
                 ts=now,
             )
             conn.execute(
-                f"INSERT INTO tickets ({_TICKET_COLUMNS}, priority_rank) VALUES"
-                " (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)",
+                f"INSERT INTO tickets ({_TICKET_COLUMNS}, priority_rank, plan) VALUES"
+                " (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
                 (
                     number,
                     subject,
@@ -309,6 +329,7 @@ class TicketStore:
                     now,
                     GENESIS,
                     priority.rank,
+                    plan,
                 ),
             )
             for event in events:
@@ -317,12 +338,14 @@ class TicketStore:
             return self._row(conn, number)
 
         row = await self._run(lambda: self._tx(work))
+        if self.on_ticket_created is not None:
+            self.on_ticket_created(channel)
         return row, {old: new.attachment_id for old, new in copies.items()}
 
     @staticmethod
     def _row(conn: sqlite3.Connection, number: int) -> TicketRow:
         row = conn.execute(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,)
+            f"SELECT {_TICKET_SELECT} FROM tickets WHERE number = ?", (number,)
         ).fetchone()
         return _ticket(row)
 
@@ -397,7 +420,7 @@ class TicketStore:
 
         def work(conn: sqlite3.Connection) -> tuple[TicketRow, list[dict[str, Any]]]:
             row = conn.execute(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,)
+                f"SELECT {_TICKET_SELECT} FROM tickets WHERE number = ?", (number,)
             ).fetchone()
             if row is None:
                 raise KeyError(number)
@@ -407,16 +430,158 @@ class TicketStore:
 
         return await self._run(lambda: self._tx(work))
 
+    async def set_sla(self, number: int, **fields: Any) -> None:
+        """Store the derived SLA columns (recomputed from the events after each change)."""
+        allowed = {
+            "sla_first_due",
+            "sla_first_warn",
+            "sla_resolution_due",
+            "sla_resolution_warn",
+            "first_response_at",
+            "resolved_at",
+            "paused_since",
+        }
+        if set(fields) - allowed:
+            raise ValueError(f"not SLA columns: {sorted(set(fields) - allowed)}")
+        names = sorted(fields)
+        sql = f"UPDATE tickets SET {', '.join(f'{n} = ?' for n in names)} WHERE number = ?"
+        await self._run(
+            lambda: self._tx(lambda c: c.execute(sql, (*(fields[n] for n in names), number)))
+        )
+
+    async def record_breaches(self, now: float) -> list[tuple[str, str, float]]:
+        """Record every first-response or resolution clock that ran out (once, in any
+        process); returns the newly recorded ``(ref, kind, due)``."""
+
+        def work(conn: sqlite3.Connection) -> list[tuple[str, str, float]]:
+            found: list[tuple[str, str, float]] = []
+            for number, due in conn.execute(
+                "SELECT number, sla_first_due FROM tickets WHERE first_response_at IS NULL"
+                " AND sla_first_due < ? AND state != 'closed'",
+                (now,),
+            ).fetchall():
+                found.append((f"#{number}", "first_response", due))
+            for number, due in conn.execute(
+                "SELECT number, sla_resolution_due FROM tickets WHERE resolved_at IS NULL"
+                " AND sla_resolution_due < ? AND state != 'closed'",
+                (now,),
+            ).fetchall():
+                found.append((f"#{number}", "resolution", due))
+            for session_id, due in conn.execute(
+                "SELECT id, sla_first_due FROM sessions WHERE state IN ('waiting', 'assigned')"
+                " AND first_response_at IS NULL AND sla_first_due < ?",
+                (now,),
+            ).fetchall():
+                found.append((f"chat:{session_id}", "first_response", due))
+            new: list[tuple[str, str, float]] = []
+            for ref, kind, due in found:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO sla_breaches (ref, kind, due, recorded_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (ref, kind, due, now),
+                )
+                if cur.rowcount:
+                    new.append((ref, kind, due))
+                    if ref.startswith("#"):
+                        conn.execute(
+                            "UPDATE tickets SET sla_breached = TRIM(sla_breached || ' ' || ?)"
+                            " WHERE number = ?",
+                            (kind, int(ref[1:])),
+                        )
+            return new
+
+        return await self._run(lambda: self._tx(work))
+
+    async def customer_plan(self, customer_id: str | None, email: str | None) -> str | None:
+        """The plan of a known customer (by id, else by e-mail)."""
+        rows: list[Any] = []
+        if customer_id:
+            rows = await self._run(
+                lambda: self._q("SELECT plan FROM customers WHERE id = ?", (customer_id,))
+            )
+        if not rows and email:
+            rows = await self._run(
+                lambda: self._q(
+                    "SELECT plan FROM customers WHERE lower(email) = ? LIMIT 1", (email.lower(),)
+                )
+            )
+        return str(rows[0][0]) if rows else None
+
+    async def add_time(
+        self,
+        *,
+        operator_id: str,
+        customer_id: str | None,
+        ticket: int | None,
+        session_id: str | None,
+        seconds: int,
+        note: str,
+    ) -> int:
+        def insert(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO time_entries (ts, operator_id, customer_id, ticket, session_id,"
+                " seconds, note) VALUES (?,?,?,?,?,?,?)",
+                (time.time(), operator_id, customer_id, ticket, session_id, seconds, note),
+            )
+            return int(cur.lastrowid or 0)
+
+        return await self._run(lambda: self._tx(insert))
+
+    async def canned(self, department: str | None) -> list[dict[str, Any]]:
+        rows = await self._run(
+            lambda: self._q(
+                "SELECT id, department, title, text FROM canned_responses"
+                " WHERE department IS NULL OR department = ? ORDER BY title, id",
+                (department,),
+            )
+        )
+        return [{"id": r[0], "department": r[1], "title": r[2], "text": r[3]} for r in rows]
+
+    async def add_canned(self, department: str | None, title: str, text: str) -> dict[str, Any]:
+        def insert(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO canned_responses (department, title, text, created_at)"
+                " VALUES (?,?,?,?)",
+                (department, title, text, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+        canned_id = await self._run(lambda: self._tx(insert))
+        return {"id": canned_id, "department": department, "title": title, "text": text}
+
+    async def customer(self, customer_id: str) -> dict[str, Any] | None:
+        rows = await self._run(
+            lambda: self._q(
+                "SELECT id, name, email, plan, contract, package_minutes FROM customers"
+                " WHERE id = ?",
+                (customer_id,),
+            )
+        )
+        if not rows:
+            return None
+        keys = ("id", "name", "email", "plan", "contract", "package_minutes")
+        return dict(zip(keys, rows[0], strict=True))
+
+    async def tickets_of_email(self, email: str) -> list[TicketRow]:
+        rows = await self._run(
+            lambda: self._q(
+                f"SELECT {_TICKET_SELECT} FROM tickets WHERE requester_email = ?"
+                " ORDER BY created_at DESC LIMIT 20",
+                (email.lower(),),
+            )
+        )
+        return [_ticket(r) for r in rows]
+
     async def ticket(self, number: int) -> TicketRow | None:
         rows = await self._run(
-            lambda: self._q(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,))
+            lambda: self._q(f"SELECT {_TICKET_SELECT} FROM tickets WHERE number = ?", (number,))
         )
         return _ticket(rows[0]) if rows else None
 
     async def ticket_for_session(self, session_id: str) -> TicketRow | None:
         rows = await self._run(
             lambda: self._q(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE session_id = ? AND channel = 'chat'",
+                f"SELECT {_TICKET_SELECT} FROM tickets WHERE session_id = ? AND channel = 'chat'",
                 (session_id,),
             )
         )
@@ -476,7 +641,7 @@ class TicketStore:
         def run() -> tuple[list[TicketRow], int]:
             total = self._q("SELECT COUNT(*) FROM tickets" + clause, params)[0][0]
             rows = self._q(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets{clause}"
+                f"SELECT {_TICKET_SELECT} FROM tickets{clause}"
                 " ORDER BY priority_rank, created_at, number LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             )
@@ -563,6 +728,8 @@ class TicketStore:
                 )
             )
         )
+        if self.on_mail_result is not None:
+            self.on_mail_result("ok")
 
     async def mail_failed(self, mail_id: int, error: str, retry_in: float) -> None:
         await self._run(
@@ -574,6 +741,8 @@ class TicketStore:
                 )
             )
         )
+        if self.on_mail_result is not None:
+            self.on_mail_result("error")
 
     async def outbox(self) -> list[dict[str, Any]]:
         rows = await self._run(
@@ -623,7 +792,7 @@ class TicketStore:
 
     def _verify_sync(self) -> list[str]:
         problems: list[str] = []
-        tickets = {r[0]: _ticket(r) for r in self._q(f"SELECT {_TICKET_COLUMNS} FROM tickets")}
+        tickets = {r[0]: _ticket(r) for r in self._q(f"SELECT {_TICKET_SELECT} FROM tickets")}
         by_ticket: dict[int, list[dict[str, Any]]] = {}
         for r in self._q(
             "SELECT ticket, n, ts, kind, actor, internal, body, prev_hash, hash"
