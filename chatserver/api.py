@@ -394,6 +394,29 @@ async def chat_context(request: Request) -> Response:
     return JSONResponse(await _service(request).context(who, request.path_params["session_id"]))
 
 
+@api
+async def operators(request: Request) -> Response:
+    """Colleagues to transfer to or consult: accounts with live status and load."""
+    await _operator(request)
+    hub = request.app.state.hub
+    slots: dict[str, Any] = {}
+    try:
+        slots = {s.operator_id: s for s in await hub._presence(hub.presence.operators())}
+    except ChatError:
+        pass  # presence down: accounts without live status
+    out = []
+    for record in await hub.store.operators():
+        slot = slots.get(record.operator_id)
+        out.append(
+            {
+                **record.public(),
+                "status": slot.status.value if slot is not None else "offline",
+                "load": slot.load if slot is not None else 0,
+            }
+        )
+    return JSONResponse({"operators": out})
+
+
 ROUTES = [
     Route("/api/attachments", upload, methods=["POST"]),
     Route("/api/attachments/{attachment_id}", download, methods=["GET"]),
@@ -412,6 +435,7 @@ ROUTES = [
     Route("/api/tickets/{number}/time", ticket_time, methods=["POST"]),
     Route("/api/sessions/{session_id}/time", chat_time, methods=["POST"]),
     Route("/api/sessions/{session_id}/context", chat_context, methods=["GET"]),
+    Route("/api/operators", operators, methods=["GET"]),
     Route("/api/canned", canned_list, methods=["GET"]),
     Route("/api/canned", canned_add, methods=["POST"]),
 ]

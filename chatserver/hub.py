@@ -912,6 +912,10 @@ class Hub:
             op = self.operators.get(OperatorId(channel[2:]))
             if op is not None and op.conn is not None:
                 self._spawn(self._operator_got_chat(op, SessionId(note["sid"])))
+        elif channel.startswith("o:") and kind == "consult":
+            op = self.operators.get(OperatorId(channel[2:]))
+            if op is not None and op.conn is not None:
+                self._spawn(self.supervision.bring_in(op, SessionId(note["sid"]), note["by"]))
 
     async def _on_resync(self) -> None:
         """The bus lost notes: refill every cached session from the store."""
@@ -1648,6 +1652,10 @@ class Hub:
             await self._close_chat(live, by=Sender.OPERATOR)
         elif kind == "transfer":
             await self._operator_transfer(op, frame)
+        elif kind == "consult":
+            await self.supervision.consult(
+                conn, op, SessionId(frame["session_id"]), frame.get("operator_id"), frame["text"]
+            )
         elif kind in SUPERVISOR_FRAMES:
             await self.supervision.handle(conn, op, frame)
         elif kind == "notes":

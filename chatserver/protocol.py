@@ -87,6 +87,11 @@ OPERATOR_FRAMES: Final[dict[str, _Schema]] = {
     "watch": {"session_id": (_STR, True, 64)},
     "unwatch": {"session_id": (_STR, True, 64)},
     "whisper": {"session_id": (_STR, True, 64), "text": (_STR, True, 0)},
+    "consult": {
+        "session_id": (_STR, True, 64),
+        "operator_id": (_OPT_STR, False, 64),
+        "text": (_STR, True, 0),
+    },
     "take_over": {"session_id": (_STR, True, 64)},
     "reassign": {"session_id": (_STR, True, 64), "operator_id": (_STR, True, 64)},
     "ping": {},

@@ -39,10 +39,12 @@ import msgpack
 from .board import History, OperatorView, QueuedChat, build_board, diff, window_starts
 from .connection import Connection
 from .errors import (
+    BadFrame,
     ChatClosed,
     ChatError,
     ForbiddenAction,
     InvalidState,
+    NotAssigned,
     NotFound,
     Unavailable,
     UnknownSession,
@@ -322,11 +324,100 @@ class Supervision:
         for target in targets:
             target.send(out)
 
+    # ---------------------------------------------------------------- consults
+    async def consult(
+        self,
+        conn: Connection,
+        op: LiveOperator,
+        session_id: SessionId,
+        target: str | None,
+        text: str,
+    ) -> None:
+        """A note on the chat's operators-only thread that asks (``target``) or answers a
+        colleague: 3rd-level support consulted internally, never shown to the visitor."""
+        live = await self._open_live(session_id)
+        allowed = (
+            live.chat.operator_id == op.operator_id
+            or may_supervise(op)
+            or await self.hub.store.consulted(live.session_id, op.operator_id)
+        )
+        if not allowed:
+            raise NotAssigned("only the chat's operator and consulted colleagues may write here")
+        colleague = None
+        if target is not None:
+            if target == op.operator_id:
+                raise BadFrame("consult: that is you")
+            colleague = await self.hub.store.operator(OperatorId(target))
+            if colleague is None:
+                raise BadFrame("consult: no such operator")
+        ts = self.hub.clock()
+        to = (colleague.operator_id, colleague.name) if colleague is not None else None
+        try:
+            await self.hub.store.submit_note(
+                live.session_id, ts, "consult", op.operator_id, op.record.name, text, to=to
+            )
+        except Exception as exc:
+            raise Unavailable("the note could not be stored") from exc
+        note = {
+            "type": "note",
+            "session_id": live.session_id,
+            "kind": "consult",
+            "author": {"id": op.operator_id, "name": op.record.name},
+            "to": {"id": to[0], "name": to[1]} if to is not None else None,
+            "text": text,
+            "ts": int(ts * 1000),
+        }
+        live = self.hub._rehold(live)
+        self.deliver_note(live, note, also=conn)
+        if self.hub.shared:
+            payload = msgpack.packb({"k": "n", "note": note}, use_bin_type=True)
+            self.hub.bus.publish(f"s:{live.session_id}", payload)
+        if colleague is not None:
+            by = {"id": op.operator_id, "name": op.record.name}
+            local = self.hub.operators.get(colleague.operator_id)
+            if local is not None and local.conn is not None:
+                await self.bring_in(local, live.session_id, by)
+            elif self.hub.shared:
+                self.hub.bus.publish(
+                    f"o:{colleague.operator_id}",
+                    msgpack.packb(
+                        {"k": "consult", "sid": live.session_id, "by": by}, use_bin_type=True
+                    ),
+                )
+        self.hub._evict_if_idle(live)
+
+    async def bring_in(self, op: LiveOperator, session_id: SessionId, by: dict[str, Any]) -> None:
+        """Show a consulted colleague the chat read-only: ``consulted``, the history, the
+        thread, then its live messages and notes (as a watcher)."""
+        conn = op.conn
+        if conn is None:
+            return
+        live = await self._open_live(session_id)
+        if conn in live.watchers:
+            return
+        # No await until start_replay: live messages are held from now on.
+        live.watchers.add(conn)
+        self.watching.setdefault(conn, set()).add(live.session_id)
+        conn.start_replay(live.session_id)
+        conn.send_frame(
+            {
+                "type": "consulted",
+                "chat": self.hub._summary(live),
+                "operator": self.hub._chat_operator(live),
+                "by": by,
+            }
+        )
+        await self.hub._replay(conn, live, 0)
+        notes = await self.hub.store.notes(live.session_id)
+        conn.send_frame({"type": "notes", "session_id": live.session_id, "notes": notes})
+
     async def send_notes(self, conn: Connection, op: LiveOperator, session_id: SessionId) -> None:
         """Answer a ``notes`` frame: the chat's thread, for its operators and supervisors."""
         record = await self.hub.store.session(session_id)
         allowed = record is not None and (
-            op.operator_id in (record.operator_id, record.previous_operator) or may_supervise(op)
+            op.operator_id in (record.operator_id, record.previous_operator)
+            or may_supervise(op)
+            or await self.hub.store.consulted(session_id, op.operator_id)
         )
         if not allowed:
             raise UnknownSession(f"no chat {session_id[:64]} for you")

@@ -549,6 +549,17 @@ class TicketService:
             raise BadFrame("internal must be true or false")
         if isinstance(who, VisitorActor) and internal:
             raise Forbidden("customers cannot write internal notes")
+        consult: dict[str, Any] | None = None
+        if body.get("consult") is not None:
+            if not internal:
+                raise BadFrame("a consult is an internal note: set internal to true")
+            target = body["consult"]
+            colleague = (
+                await self.store.operator(OperatorId(target)) if isinstance(target, str) else None
+            )
+            if colleague is None:
+                raise BadFrame("consult: no such operator")
+            consult = {"id": colleague.operator_id, "name": colleague.name}
         atts = await self._attachments(f"t:{row.number}", body.get("attachments"))
         customer = isinstance(who, VisitorActor)
 
@@ -557,7 +568,11 @@ class TicketService:
                 NewEvent(
                     "note" if internal else "reply",
                     who.actor(),
-                    {"text": text, "attachments": [a.public() for a in atts]},
+                    {
+                        "text": text,
+                        "attachments": [a.public() for a in atts],
+                        **({"consult": consult} if consult is not None else {}),
+                    },
                     internal=internal,
                 )
             ]

@@ -237,6 +237,12 @@ MIGRATIONS: list[str | list[str]] = [
         "ALTER TABLE tickets ADD COLUMN sla_resolution_warn REAL",
         "ALTER TABLE sessions ADD COLUMN sla_first_warn REAL",
     ],
+    # 5: consults on a chat's operators-only thread name the colleague asked.
+    [
+        "ALTER TABLE chat_notes ADD COLUMN to_id TEXT",
+        "ALTER TABLE chat_notes ADD COLUMN to_name TEXT",
+        "CREATE INDEX chat_notes_to ON chat_notes(to_id, session_id) WHERE to_id IS NOT NULL",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -982,19 +988,33 @@ class SqliteStore:
         author_id: str,
         author_name: str,
         text: str,
+        to: tuple[str, str] | None = None,
     ) -> asyncio.Future[int]:
-        """Append to a chat's operators-only thread (numbered inside the write lock)."""
+        """Append to a chat's operators-only thread (numbered inside the write lock).
+
+        ``to`` is ``(operator id, name)`` of a colleague consulted by this note.
+        """
+        to_id, to_name = to if to is not None else (None, None)
         return self._submit(
-            "INSERT INTO chat_notes (session_id, n, ts, kind, author_id, author_name, text)"
-            " SELECT ?, COALESCE(MAX(n), 0) + 1, ?, ?, ?, ?, ? FROM chat_notes"
+            "INSERT INTO chat_notes (session_id, n, ts, kind, author_id, author_name, text,"
+            " to_id, to_name)"
+            " SELECT ?, COALESCE(MAX(n), 0) + 1, ?, ?, ?, ?, ?, ?, ? FROM chat_notes"
             " WHERE session_id = ?",
-            (session_id, ts, kind, author_id, author_name, text, session_id),
+            (session_id, ts, kind, author_id, author_name, text, to_id, to_name, session_id),
         )
+
+    async def consulted(self, session_id: SessionId, operator_id: OperatorId) -> bool:
+        """Whether ``operator_id`` was consulted on this chat's operators-only thread."""
+        rows = await self._fetchall(
+            "SELECT 1 FROM chat_notes WHERE to_id = ? AND session_id = ? LIMIT 1",
+            (operator_id, session_id),
+        )
+        return bool(rows)
 
     async def notes(self, session_id: SessionId, limit: int = 500) -> list[dict[str, Any]]:
         """The last ``limit`` notes of a chat's operators-only thread, oldest first."""
         rows = await self._fetchall(
-            "SELECT n, ts, kind, author_id, author_name, text FROM chat_notes"
+            "SELECT n, ts, kind, author_id, author_name, text, to_id, to_name FROM chat_notes"
             " WHERE session_id = ? ORDER BY n DESC LIMIT ?",
             (session_id, limit),
         )
@@ -1005,6 +1025,7 @@ class SqliteStore:
                 "kind": kind,
                 "author": {"id": author_id, "name": author_name},
                 "text": text,
+                "to": {"id": to_id, "name": to_name} if to_id else None,
             }
-            for n, ts, kind, author_id, author_name, text in reversed(rows)
+            for n, ts, kind, author_id, author_name, text, to_id, to_name in reversed(rows)
         ]
