@@ -282,10 +282,24 @@ class Supervision:
         self, conn: Connection, op: LiveOperator, session_id: SessionId, text: str
     ) -> None:
         live = await self._open_live(session_id)
+        live = await self._post_note(conn, op, live, "whisper", text)
+        self.hub._evict_if_idle(live)
+
+    async def _post_note(
+        self,
+        conn: Connection,
+        op: LiveOperator,
+        live: LiveSession,
+        kind: str,
+        text: str,
+        to: tuple[str, str] | None = None,
+    ) -> LiveSession:
+        """Store a note on the chat's operators-only thread, then deliver it to the chat's
+        operator and watchers on every node (and ``conn``). Returns the cached session."""
         ts = self.hub.clock()
         try:
             await self.hub.store.submit_note(
-                live.session_id, ts, "whisper", op.operator_id, op.record.name, text
+                live.session_id, ts, kind, op.operator_id, op.record.name, text, to=to
             )
         except Exception as exc:
             log.error(
@@ -295,20 +309,22 @@ class Supervision:
                 extra={"session_id": live.session_id, "operator_id": op.operator_id},
             )
             raise Unavailable("the note could not be stored") from exc
-        note = {
+        note: dict[str, Any] = {
             "type": "note",
             "session_id": live.session_id,
-            "kind": "whisper",
+            "kind": kind,
             "author": {"id": op.operator_id, "name": op.record.name},
             "text": text,
             "ts": int(ts * 1000),
         }
+        if kind == "consult":
+            note["to"] = {"id": to[0], "name": to[1]} if to is not None else None
         live = self.hub._rehold(live)
         self.deliver_note(live, note, also=conn)
         if self.hub.shared:
             payload = msgpack.packb({"k": "n", "note": note}, use_bin_type=True)
             self.hub.bus.publish(f"s:{live.session_id}", payload)
-        self.hub._evict_if_idle(live)
+        return live
 
     def deliver_note(
         self, live: LiveSession, note: dict[str, Any], also: Connection | None = None
@@ -350,28 +366,8 @@ class Supervision:
             colleague = await self.hub.store.operator(OperatorId(target))
             if colleague is None:
                 raise BadFrame("consult: no such operator")
-        ts = self.hub.clock()
         to = (colleague.operator_id, colleague.name) if colleague is not None else None
-        try:
-            await self.hub.store.submit_note(
-                live.session_id, ts, "consult", op.operator_id, op.record.name, text, to=to
-            )
-        except Exception as exc:
-            raise Unavailable("the note could not be stored") from exc
-        note = {
-            "type": "note",
-            "session_id": live.session_id,
-            "kind": "consult",
-            "author": {"id": op.operator_id, "name": op.record.name},
-            "to": {"id": to[0], "name": to[1]} if to is not None else None,
-            "text": text,
-            "ts": int(ts * 1000),
-        }
-        live = self.hub._rehold(live)
-        self.deliver_note(live, note, also=conn)
-        if self.hub.shared:
-            payload = msgpack.packb({"k": "n", "note": note}, use_bin_type=True)
-            self.hub.bus.publish(f"s:{live.session_id}", payload)
+        live = await self._post_note(conn, op, live, "consult", text, to)
         if colleague is not None:
             by = {"id": op.operator_id, "name": op.record.name}
             local = self.hub.operators.get(colleague.operator_id)

@@ -110,6 +110,37 @@ def clean_email(value: Any, *, required: bool = True) -> str | None:
     return value.strip().lower()
 
 
+def _mail_in(
+    mail: InboundMail, atts: Sequence[AttachmentRecord], skipped: list[dict[str, str]]
+) -> NewEvent:
+    """The event of a customer's mail on a ticket."""
+    return NewEvent(
+        "mail_in",
+        {"type": "customer", "id": None, "name": mail.sender_name or mail.sender},
+        {
+            "text": (mail.text.strip() or "(no text)")[:MAX_TEXT],
+            "from": mail.sender,
+            "subject": mail.subject,
+            "message_id": mail.message_id,
+            "attachments": [a.public() for a in atts],
+            "skipped": skipped,
+        },
+    )
+
+
+def _state_change(before: T.TicketState, after: T.TicketState, reason: str) -> list[NewEvent]:
+    """The automatic state event a reply causes, if any."""
+    if after is before:
+        return []
+    return [
+        NewEvent(
+            "state",
+            {"type": "system", "id": None, "name": "chatserver"},
+            {"from": before.value, "to": after.value, "reason": reason},
+        )
+    ]
+
+
 def _plain(value: Any) -> Any:
     """Enum members as their values (for event bodies)."""
     return value.value if isinstance(value, (T.TicketState, T.TicketPriority)) else value
@@ -582,14 +613,7 @@ class TicketService:
                     if customer
                     else T.state_after_operator_reply(current.state)
                 )
-                if after is not current.state:
-                    events.append(
-                        NewEvent(
-                            "state",
-                            {"type": "system", "id": None, "name": "chatserver"},
-                            {"from": current.state.value, "to": after.value, "reason": "reply"},
-                        )
-                    )
+                events += _state_change(current.state, after, "reply")
             return events
 
         row, stored = await self.records.mutate(row.number, mutation)
@@ -823,34 +847,11 @@ class TicketService:
                     mail, raw, number, f"{mail.sender} is not the requester of {T.ref(number)}"
                 )
             atts, skipped = await self._mail_attachments(f"t:{number}", mail)
-            text = mail.text.strip() or "(no text)"
-            actor = {"type": "customer", "id": None, "name": mail.sender_name or mail.sender}
+            event = _mail_in(mail, atts, skipped)
 
             def mutation(current: TicketRow) -> list[NewEvent]:
-                events = [
-                    NewEvent(
-                        "mail_in",
-                        actor,
-                        {
-                            "text": text[:MAX_TEXT],
-                            "from": mail.sender,
-                            "subject": mail.subject,
-                            "message_id": mail.message_id,
-                            "attachments": [a.public() for a in atts],
-                            "skipped": skipped,
-                        },
-                    )
-                ]
                 after = T.state_after_customer_reply(current.state)
-                if after is not current.state:
-                    events.append(
-                        NewEvent(
-                            "state",
-                            {"type": "system", "id": None, "name": "chatserver"},
-                            {"from": current.state.value, "to": after.value, "reason": "e-mail"},
-                        )
-                    )
-                return events
+                return [event, *_state_change(current.state, after, "e-mail")]
 
             row, _ = await self.records.mutate(number, mutation)
             await self.refresh_sla(row)
@@ -873,20 +874,7 @@ class TicketService:
             customer_id=None,
             session_id=None,
             actor={"type": "customer", "id": None, "name": mail.sender_name or mail.sender},
-            events=[
-                NewEvent(
-                    "mail_in",
-                    {"type": "customer", "id": None, "name": mail.sender_name or mail.sender},
-                    {
-                        "text": (mail.text.strip() or "(no text)")[:MAX_TEXT],
-                        "from": mail.sender,
-                        "subject": mail.subject,
-                        "message_id": mail.message_id,
-                        "attachments": [a.public() for a in atts],
-                        "skipped": skipped,
-                    },
-                )
-            ],
+            events=[_mail_in(mail, atts, skipped)],
             adopt=atts,
             plan=await self.records.customer_plan(None, mail.sender),
         )
