@@ -483,8 +483,18 @@ class Hub:
                     self.clock(),
                     False,
                 ),
+                "resolution": self._chat_resolution(live),
             },
         }
+
+    def _chat_resolution(self, live: LiveSession) -> dict[str, Any]:
+        """The chat's resolution clock: the plan's resolution target from when it was
+        queued, done when the chat is closed."""
+        if live.enqueued_at is None:
+            due = warn = None
+        else:
+            due, warn = self.levels.resolution_due(live.visitor.plan, live.enqueued_at)
+        return self.levels.describe(due, warn, live.chat.closed_at, self.clock(), False)
 
     def _operator_name(self, operator_id: OperatorId | None) -> str:
         op = self.operators.get(operator_id) if operator_id is not None else None

@@ -82,6 +82,13 @@ class ServiceLevels:
         )
         return self._due(plan, start, target)
 
+    def resolution_due(
+        self, plan_name: str | None, start: float
+    ) -> tuple[float | None, float | None]:
+        """Resolution due and warning time of a chat queued at ``start``."""
+        plan = self.plan(plan_name)
+        return self._due(plan, start, plan.resolution)
+
     def ticket_clocks(
         self,
         plan_name: str | None,

@@ -178,3 +178,7 @@ async def test_chats_carry_sla_due_times(desk: ServerProcess, clients: list[Any]
     # VIP: 4 h round the clock.
     assert due is not None and abs(due - chat["created_at"] / 1000 - 4 * 3600) < 60
     assert sla["first_response"]["state"] in ("ok", "warning")
+    # Resolution: VIP 24 h round the clock, from when the chat was queued.
+    resolution = sla["resolution"]
+    assert abs(resolution["due"] - chat["created_at"] / 1000 - 24 * 3600) < 60
+    assert resolution["state"] == "ok" and resolution["done_at"] is None
