@@ -882,6 +882,9 @@
   // listens to the UI events 'chat-tab' {chat, tab}, 'chat-selected' (chat or null),
   // 'chat-ended' (chat), 'queue-item' {entry, item}, 'ticket-row' {ticket, row} and
   // 'ticket' ({ticket, events, attachments}), emitted after the console drew them.
+  // consult.js also uses 'note-row' {chat, note, bubble, row} (a note drawn in a chat),
+  // 'ticket-reply-body' (the reply body before it is posted; may be extended) and
+  // 'ticket-reply-sent' {number, body}.
   Object.assign(window.chatserverConsole, {
     api: api,
     chats: function () { return app.chats; },
@@ -1071,7 +1074,10 @@
     chat.notes.add(key);
     var bubble = el('div', { className: 'msg', testid: 'note', text: n.text });
     bubble.dataset.from = 'note';
-    bubble.dataset.author = 'Whisper from ' + str(author.name, 'a supervisor') + ' \u00b7 not shown to the visitor';
+    bubble.dataset.kind = str(n.kind, 'whisper');
+    bubble.dataset.author = bubble.dataset.kind === 'whisper'
+      ? 'Whisper from ' + str(author.name, 'a supervisor') + ' \u00b7 not shown to the visitor'
+      : str(author.name, 'A colleague') + ' \u00b7 internal, not shown to the visitor';
     bubble.dataset.time = formatClock(n.ts);
     bubble.title = formatFull(n.ts);
     var row = el('li', { className: 'msg-row from-note' }, bubble);
@@ -1081,12 +1087,14 @@
     });
     placeRow(chat, { row: row, seq: after + 0.5 });
     afterListChange(chat, false);
+    emit('note-row', { chat: chat, note: n, bubble: bubble, row: row });   // consult.js labels its kind
   }
 
   function onNote(f) {
     var chat = app.chats.get(f.session_id);
     if (!chat) return;
     addNote(chat, f);
+    if (str(f.kind, 'whisper') !== 'whisper') return;   // other kinds: their extension tells
     if (!chatIsVisible(chat)) flashTitle('Whisper');
     toast('Whisper from ' + str(f.author && f.author.name, 'a supervisor') + ': ' + str(f.text), 'info');
   }
@@ -2394,10 +2402,11 @@
     var send = $('ticket-reply-send');
     send.disabled = true;
     hideTicketError();
-    api('POST', '/api/tickets/' + encodeURIComponent(number) + '/replies', {
-      text: text, internal: internal, attachments: files.map(function (a) { return a.id; })
-    }).then(function () {
+    var body = { text: text, internal: internal, attachments: files.map(function (a) { return a.id; }) };
+    emit('ticket-reply-body', body);   // extensions may add fields (consult.js: consult)
+    api('POST', '/api/tickets/' + encodeURIComponent(number) + '/replies', body).then(function () {
       send.disabled = false;
+      emit('ticket-reply-sent', { number: number, body: body });
       if (tickets.number !== number) return;
       input.value = '';
       tickets.pendingFiles = [];

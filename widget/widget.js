@@ -396,6 +396,8 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 .off input,.off textarea{margin:0 0 8px}
 .offh{margin:0 0 8px;font-weight:600}
 .err{color:#b91c1c;font-size:12.5px;margin:0 0 8px}
+.tr{padding:0 12px 8px;background:#fff;font-size:12.5px}.tr .lnk{padding:0}.tr input{margin:0}
+.trm{margin:4px 0 0;color:#166534}.tr .err{margin:4px 0 0}
 .hl{display:block;border:0;background:none;color:inherit;text-decoration:underline;padding:0;margin-top:2px;font-size:12px;opacity:.9}
 @media (max-width:480px){
  .root{right:12px;bottom:12px}
@@ -490,7 +492,17 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
       text: 'Prefer a phone call? Call me back', onclick: () => { cbOpen = true; renderStatus(); ui.cf.phone.focus(); } });
     ui.cbOk = h('p', { class: 'intro', hidden: true, 'data-testid': 'callback-done' });
     [ui.cbLink, ui.cb, ui.cbOk].forEach((x) => ui.body.insertBefore(x, ui.list));
-    ui.chat = h('div', { class: 'chat' }, [ui.body, ui.typing, ui.ended, ui.composer]);
+    // "Email me the transcript": to the known address, else asked for here.
+    ui.trIn = h('input', { type: 'email', maxlength: '254', autocomplete: 'email', placeholder: 'you@example.com',
+      'aria-label': 'E-mail for the transcript', 'data-testid': 'transcript-email' });
+    ui.trF = h('form', { class: 'row', hidden: true, 'data-testid': 'transcript-form',
+      onsubmit: (e) => { e.preventDefault(); mailTranscript(ui.trIn.value.trim()); } },
+    [ui.trIn, h('button', { class: 'btn', text: 'Send', 'data-testid': 'transcript-send' })]);
+    ui.trMsg = h('p', { role: 'status', hidden: true, 'data-testid': 'transcript-status' });
+    ui.tr = h('div', { class: 'tr', hidden: true }, [h('button', { type: 'button', class: 'lnk',
+      'data-testid': 'transcript-link', text: 'Email me the transcript',
+      onclick: () => mailTranscript(serverEmail || ui.email.value.trim()) }), ui.trF, ui.trMsg]);
+    ui.chat = h('div', { class: 'chat' }, [ui.body, ui.typing, ui.ended, ui.composer, ui.tr]);
     ui.tk = h('div', { class: 'chat', hidden: true, 'data-testid': 'tickets' });
 
     ui.panel = h('section', { class: 'panel', role: 'dialog', 'aria-label': opt.title, 'data-testid': 'panel',
@@ -559,6 +571,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.cbOk.hidden = !(cbDone && !closed && ui.cbOk.textContent);
     ui.other.hidden = !(chatState === 'assigned' && operator);
     ui.composer.hidden = closed;
+    ui.tr.hidden = !token || !ui.list.childElementCount;
     if (closed) hideTyping();
     if (ui.off.hidden || ui.list.childElementCount) keepBottom();
     else ui.body.scrollTop = follow = 0;
@@ -1085,6 +1098,23 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     });
   }
 
+  function mailTranscript(email) {
+    if (!email) {
+      ui.trF.hidden = false;
+      return ui.trIn.focus();
+    }
+    if (!token) return showNotice('Not connected \u2014 please try again in a moment.');
+    const say = (t, bad) => {
+      ui.trMsg.textContent = t;
+      ui.trMsg.className = bad ? 'err' : 'trm';
+      ui.trMsg.hidden = false;
+    };
+    req('/visitor/transcript', { json: { email: email } }).then((r) => {
+      ui.trF.hidden = true;
+      say('Transcript sent to ' + (r.email || email));
+    }, (er) => say(er.message, 1));
+  }
+
   function sendCallback(e) {
     e.preventDefault();
     const v = { phone: ui.cf.phone.value.trim() };
@@ -1179,6 +1209,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     pendingInfo = null;
     cbOpen = cbDone = false;
     ui.cbOk.textContent = '';
+    ui.trF.hidden = ui.trMsg.hidden = true;
     clearHistory(false);
     save();
     renderStatus();
