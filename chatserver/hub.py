@@ -1537,6 +1537,11 @@ class Hub:
                 log.exception(
                     "board for %s failed", operator_id, extra={"operator_id": operator_id}
                 )
+        # Open chats this operator was consulted on: back into their read-only view.
+        for session_id in await self.store.consulted_open(operator_id):
+            if session_id not in op.chats:
+                with contextlib.suppress(ChatError):
+                    await self.supervision.bring_in(op, session_id, None)
         return op
 
     async def _learn_visitor_presence(self, lives: list[LiveSession]) -> None:

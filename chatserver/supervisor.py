@@ -382,14 +382,27 @@ class Supervision:
                 )
         self.hub._evict_if_idle(live)
 
-    async def bring_in(self, op: LiveOperator, session_id: SessionId, by: dict[str, Any]) -> None:
+    async def bring_in(
+        self, op: LiveOperator, session_id: SessionId, by: dict[str, Any] | None
+    ) -> None:
         """Show a consulted colleague the chat read-only: ``consulted``, the history, the
-        thread, then its live messages and notes (as a watcher)."""
+        thread, then its live messages and notes (as a watcher). ``by`` is who asked
+        (``None``: the colleague reconnected)."""
         conn = op.conn
         if conn is None:
             return
         live = await self._open_live(session_id)
         if conn in live.watchers:
+            # Already watching (e.g. from the board): say so; no second replay.
+            conn.send_frame(
+                {
+                    "type": "consulted",
+                    "chat": self.hub._summary(live),
+                    "operator": self.hub._chat_operator(live),
+                    "by": by,
+                    "replay": False,
+                }
+            )
             return
         # No await until start_replay: live messages are held from now on.
         live.watchers.add(conn)

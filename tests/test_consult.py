@@ -86,6 +86,15 @@ async def test_consult_third_level_on_a_chat(server: ServerProcess, clients: lis
     # Live chat messages reach Cleo too.
     await visitor.send("Noch da?")
     await cleo.wait_for("message", lambda f: f.get("text") == "Noch da?")
+    # Cleo's console reconnects: she is back in the consulted chat, history and all.
+    await cleo.close()
+    cleo = await server.operator("cleo")
+    clients.append(cleo)
+    back = await cleo.wait_for("consulted", lambda f: f["chat"]["session_id"] == sid)
+    assert back["by"] is None
+    await cleo.wait_for("message", lambda f: f.get("text") == "Noch da?")
+    await visitor.send("Immer noch da")
+    await cleo.wait_for("message", lambda f: f.get("text") == "Immer noch da")
 
     # The visitor never sees the thread: not live, not in a replay.
     await anna.send_to(sid, "Gleich gelöst.")

@@ -1003,6 +1003,15 @@ class SqliteStore:
             (session_id, ts, kind, author_id, author_name, text, to_id, to_name, session_id),
         )
 
+    async def consulted_open(self, operator_id: OperatorId) -> list[SessionId]:
+        """Open chats (waiting or assigned) ``operator_id`` was consulted on."""
+        rows = await self._fetchall(
+            "SELECT DISTINCT n.session_id FROM chat_notes n JOIN sessions s ON s.id = n.session_id"
+            " WHERE n.to_id = ? AND s.state IN ('waiting', 'assigned')",
+            (operator_id,),
+        )
+        return [SessionId(r[0]) for r in rows]
+
     async def consulted(self, session_id: SessionId, operator_id: OperatorId) -> bool:
         """Whether ``operator_id`` was consulted on this chat's operators-only thread."""
         rows = await self._fetchall(
