@@ -174,6 +174,7 @@ async def test_notes_are_numbered_per_chat_inside_the_write_lock(tmp_path):
         "kind": "whisper",
         "author": {"id": "o1", "name": "Sam"},
         "text": "note 0",
+        "to": None,
     }
     assert [n["n"] for n in await store.notes(other)] == [1]
     assert [n["n"] for n in await store.notes(sid, limit=2)] == [4, 5]  # the last ones
