@@ -88,3 +88,15 @@ def test_identity():
         verify_identity({"customer_id": "K-1", "plan": "vip", "sig": sig}, None)
     with pytest.raises(BadFrame):
         verify_identity({"customer_id": 1, "plan": "vip", "sig": sig}, "secret")
+
+
+def test_every_setting_is_documented():
+    import dataclasses
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    missing = [
+        f.name
+        for f in dataclasses.fields(Settings)
+        if not f.name.startswith("_") and f"CHATSERVER_{f.name.upper()}" not in doc
+    ]
+    assert missing == [], f"document these in docs/configuration.md: {missing}"
