@@ -1157,6 +1157,17 @@ class Hub:
             if changes:
                 self.store.submit_session_update(live.session_id, **changes)
                 self._notify_visitor_presence(live)
+        elif kind == "rate":
+            score = frame["score"]
+            if not 1 <= score <= 5:
+                raise BadFrame("score must be 1 to 5")
+            if chat.assigned_at is None and chat.previous_operator is None:
+                raise InvalidState("there is nothing to rate before an operator has answered")
+            comment = (frame.get("comment") or "").strip() or None
+            await self.store.submit_session_update(
+                live.session_id, csat_score=score, csat_comment=comment, csat_at=self.clock()
+            )
+            conn.send_frame({"type": "rated", "score": score})
         elif kind == "another_operator":
             if chat.state is not SessionState.ASSIGNED or chat.operator_id is None:
                 raise InvalidState("no operator is serving this chat")

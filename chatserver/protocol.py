@@ -50,6 +50,7 @@ VISITOR_FRAMES: Final[dict[str, _Schema]] = {
     },
     "close": {},
     "another_operator": {},
+    "rate": {"score": (_INT, True, 0), "comment": (_OPT_STR, False, 1000)},
     "ping": {},
 }
 

@@ -182,6 +182,7 @@ class Supervision:
         stats = await store.chat_stats(day_start, await self._first_rowid(day_start))
         clocks = await store.ticket_sla_clocks()
         breaches = await store.sla_breaches_since(day_start)
+        csat = await store.csat_since(day_start)
         operators = []
         for slot in slots:
             account = accounts.get(slot.operator_id)
@@ -210,6 +211,7 @@ class Supervision:
             sla=clocks,
             breaches_today=breaches,
             history=self.history,
+            csat=csat,
         )
         self.computed_at = time.monotonic()
         return board

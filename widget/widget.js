@@ -367,7 +367,7 @@ svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .typing{padding:2px 18px 6px;font-size:12.5px;color:#64748b;font-style:italic;background:#f8fafc}
 .notice{margin:8px 12px;padding:7px 10px;border-radius:8px;background:#fee2e2;color:#991b1b;font-size:12.5px}
 .ended{padding:14px;text-align:center;border-top:1px solid #e5e7eb;color:#475569}
-.ended p{margin:0 0 10px}
+.ended p{margin:0 0 10px}.rate{margin:0 0 10px}.star{border:0;background:none;font-size:20px;color:#f59e0b;cursor:pointer;padding:0 2px}
 .btn{border:0;border-radius:10px;padding:9px 16px;background:var(--a);color:var(--at);font-weight:600}
 .btn:hover{filter:brightness(1.08)}
 .composer{border-top:1px solid #e5e7eb;padding:10px 12px 12px;background:#fff}
@@ -435,8 +435,15 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 
     ui.newChat = h('button', { type: 'button', class: 'btn', 'data-testid': 'new-chat-button',
       text: 'Start a new chat', onclick: newChat });
+    // Customer satisfaction: one to five stars once the chat has ended.
+    ui.rate = h('div', { class: 'rate', 'data-testid': 'rate' }, [h('span', { text: 'How was this chat? ' })]);
+    for (let i = 1; i <= 5; i++) {
+      ui.rate.appendChild(h('button', { type: 'button', class: 'star', 'data-score': String(i),
+        'aria-label': i + ' of 5', text: '\u2605',
+        onclick: () => { if (sendFrame({ type: 'rate', score: i })) ui.rate.textContent = 'Thank you for your rating!'; } }));
+    }
     ui.ended = h('div', { class: 'ended', hidden: true }, [
-      h('p', { text: 'This chat has ended. Thank you for reaching out!' }), ui.newChat,
+      h('p', { text: 'This chat has ended. Thank you for reaching out!' }), ui.rate, ui.newChat,
     ]);
 
     ui.name = h('input', { type: 'text', maxlength: '100', autocomplete: 'name', 'data-testid': 'name-input',

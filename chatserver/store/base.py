@@ -127,6 +127,9 @@ SESSION_UPDATABLE = frozenset(
         "first_response_at",
         "sla_first_due",
         "sla_first_warn",
+        "csat_score",
+        "csat_comment",
+        "csat_at",
     }
 )
 

@@ -243,6 +243,13 @@ MIGRATIONS: list[str | list[str]] = [
         "ALTER TABLE chat_notes ADD COLUMN to_name TEXT",
         "CREATE INDEX chat_notes_to ON chat_notes(to_id, session_id) WHERE to_id IS NOT NULL",
     ],
+    # 6: customer satisfaction ratings of chats.
+    [
+        "ALTER TABLE sessions ADD COLUMN csat_score INTEGER",
+        "ALTER TABLE sessions ADD COLUMN csat_comment TEXT",
+        "ALTER TABLE sessions ADD COLUMN csat_at REAL",
+        "CREATE INDEX sessions_csat ON sessions(csat_at) WHERE csat_at IS NOT NULL",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -926,6 +933,14 @@ class SqliteStore:
             else:
                 lo = mid + 1
         return int(lo)
+
+    async def csat_since(self, since: float) -> list[int]:
+        """The satisfaction scores (1 to 5) visitors gave since ``since``."""
+        rows = await self._fetchall(
+            "SELECT csat_score FROM sessions WHERE csat_at >= ? AND csat_score IS NOT NULL",
+            (since,),
+        )
+        return [int(r[0]) for r in rows]
 
     async def chat_stats(self, since: float, from_rowid: int = 0) -> list[ChatStat]:
         """Timings of every chat enqueued at or after ``since`` (rowids ``from_rowid`` on)."""

@@ -8,6 +8,7 @@ visitor and the operator are as separate as two people on two machines.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from typing import Any
 
@@ -380,6 +381,25 @@ async def test_operator_closes_chat_and_visitor_starts_new_one(server: Any, page
     await expect(w.get_by_test_id("new-chat-button")).to_be_visible()
     await expect(w.get_by_test_id("message-input")).to_be_hidden()
     await expect(w.get_by_test_id("end-chat-button")).to_be_hidden()
+
+    # The visitor rates the chat: four stars, stored with the session.
+    await w.locator('[data-testid="rate"] [data-score="4"]').click()
+    await expect(w.get_by_test_id("rate")).to_have_text("Thank you for your rating!")
+
+    def rating() -> int | None:
+        conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+        try:
+            row = conn.execute(
+                "SELECT csat_score FROM sessions WHERE id = ?", (first_id,)
+            ).fetchone()
+        finally:
+            conn.close()
+        return row[0] if row else None
+
+    async def rated() -> int | None:
+        return rating()
+
+    assert await eventually(rated) == 4
 
     # A new chat: fresh session, fresh history, a new tab in the console.
     await w.get_by_test_id("new-chat-button").click()
