@@ -7,7 +7,9 @@ calls; every refusal is a :class:`~chatserver.errors.ChatError` turned into
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,8 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import auth
-from .attachments import TooLarge
-from .errors import BadFrame, ChatError, Forbidden, Unauthorized
+from .errors import BadFrame, ChatError, Forbidden, TooLarge, Unauthorized
 from .ticketing import (
     OperatorActor,
     Principal,
@@ -96,8 +97,6 @@ async def _anyone(request: Request) -> Principal:
 async def _json(request: Request) -> dict[str, Any]:
     body = await _limited_body(request, 256 * 1024)
     try:
-        import json
-
         data = json.loads(body)
     except ValueError:
         raise BadFrame("the body must be JSON") from None
@@ -159,7 +158,7 @@ async def download(request: Request) -> Response:
     who = await _anyone(request)
     service = _service(request)
     record = await service.download(who, request.path_params["attachment_id"])
-    data = await _read(service, record.storage)
+    data = await asyncio.to_thread(service.files.read, record.storage)
     inline = request.query_params.get("inline") == "1" and record.is_image
     disposition = "inline" if inline else "attachment"
     ascii_name = record.filename.encode("ascii", "replace").decode().replace('"', "_")
@@ -173,12 +172,6 @@ async def download(request: Request) -> Response:
         "Cross-Origin-Resource-Policy": "same-site",
     }
     return Response(data, media_type=record.content_type, headers=headers)
-
-
-async def _read(service: TicketService, storage: str) -> bytes:
-    import asyncio
-
-    return await asyncio.to_thread(service.files.read, storage)
 
 
 # -------------------------------------------------------------- tickets (ops)

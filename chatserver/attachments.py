@@ -19,17 +19,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from .errors import ChatError
-
-
-class TooLarge(ChatError):
-    code = "too_large"
-    http_status = 413
-
-
-class UnsupportedType(ChatError):
-    code = "unsupported_type"
-    http_status = 415
+from .errors import UnsupportedType
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@
     │   └── ForbiddenAction      "forbidden"        (the connection stays open)
     ├── UnknownSession           "unknown_session"  HTTP 404
     ├── NotFound                 "not_found"        HTTP 404 (tickets, attachments)
-    ├── TooLarge                 "too_large"        HTTP 413 (uploads; in attachments.py)
-    ├── UnsupportedType          "unsupported_type" HTTP 415 (uploads; in attachments.py)
+    ├── TooLarge                 "too_large"        HTTP 413 (uploads, request bodies)
+    ├── UnsupportedType          "unsupported_type" HTTP 415 (uploads: content not allowed)
     ├── NotAssigned              "not_assigned"
     ├── ChatClosed               "chat_closed"
     ├── InvalidState             "invalid_state"    HTTP 409
@@ -89,6 +89,16 @@ class NotFound(ChatError):
 
     code = "not_found"
     http_status = 404
+
+
+class TooLarge(ChatError):
+    code = "too_large"
+    http_status = 413
+
+
+class UnsupportedType(ChatError):
+    code = "unsupported_type"
+    http_status = 415
 
 
 class NotAssigned(ChatError):

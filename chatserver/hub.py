@@ -1895,11 +1895,13 @@ class Hub:
         await self.dispatch()
 
     # ----------------------------------------------------------------- queue
-    async def _queue_frame_body(self) -> dict[str, Any]:
-        try:
-            entries = await self._presence(self.presence.queue_snapshot())
-        except Unavailable:
-            entries = []
+    async def _queue_frame_body(self, entries: list[QueueEntry] | None = None) -> dict[str, Any]:
+        """The operators' queue list; from ``entries`` when the caller has a snapshot."""
+        if entries is None:
+            try:
+                entries = await self._presence(self.presence.queue_snapshot())
+            except Unavailable:
+                entries = []
         now = self.clock()
         listed = []
         for position, entry in enumerate(entries[:50], start=1):
@@ -1959,7 +1961,7 @@ class Hub:
                 if live is not None and live.conns:
                     self._send_visitors(live, Outgoing({"type": "queue", "position": position}))
         self._positions = positions
-        body = await self._queue_frame_body()
+        body = await self._queue_frame_body(entries)
         out = Outgoing({"type": "queue", **body})
         for op in self.operators.values():
             if op.conn is not None:

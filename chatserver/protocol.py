@@ -102,6 +102,19 @@ MAX_ATTACHMENTS: Final = 10
 _EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,252}$")
 
 
+def check_attachment_ids(ids: Any, ref: str | None = None) -> list[str]:
+    """A list of up to :data:`MAX_ATTACHMENTS` distinct attachment ids, or ``BadFrame``."""
+    if (
+        not isinstance(ids, list)
+        or len(ids) > MAX_ATTACHMENTS
+        or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids)
+    ):
+        raise BadFrame(f"attachments: up to {MAX_ATTACHMENTS} attachment ids", ref=ref)
+    if len(set(ids)) != len(ids):
+        raise BadFrame("attachments: an id is listed twice", ref=ref)
+    return ids
+
+
 def decode(data: str | bytes) -> dict[str, Any]:
     """Parse one wire frame (JSON text or msgpack bytes) into a dict."""
     try:
@@ -138,13 +151,7 @@ def validate(frame: dict[str, Any], schemas: dict[str, _Schema], max_text: int) 
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             raise BadFrame(f"{kind}: field {name!r} must not be negative", ref=ref)
     if "attachments" in schema and frame.get("attachments") is not None:
-        ids = frame["attachments"]
-        if len(ids) > MAX_ATTACHMENTS or not all(
-            isinstance(i, str) and 0 < len(i) <= 64 for i in ids
-        ):
-            raise BadFrame(f"attachments: up to {MAX_ATTACHMENTS} attachment ids", ref=ref)
-        if len(set(ids)) != len(ids):
-            raise BadFrame("attachments: an id is listed twice", ref=ref)
+        check_attachment_ids(frame["attachments"], ref)
     if "text" in schema:
         text = frame["text"].strip()
         if not text and not frame.get("attachments"):

@@ -23,14 +23,21 @@ from . import tickets as T
 from .attachments import (
     AttachmentRecord,
     FileStore,
-    TooLarge,
-    UnsupportedType,
     clean_filename,
     new_attachment_id,
     sniff,
 )
 from .config import Settings
-from .errors import BadFrame, ChatClosed, ChatError, Forbidden, InvalidState, NotFound
+from .errors import (
+    BadFrame,
+    ChatClosed,
+    ChatError,
+    Forbidden,
+    InvalidState,
+    NotFound,
+    TooLarge,
+    UnsupportedType,
+)
 from .mail import (
     InboundMail,
     MailAttachment,
@@ -40,6 +47,7 @@ from .mail import (
     make_message_id,
     parse_inbound,
 )
+from .protocol import check_attachment_ids
 from .service_levels import ServiceLevels
 from .sla import load_sla_config
 from .store.base import OperatorRecord, SessionRecord
@@ -312,14 +320,7 @@ class TicketService:
     async def _attachments(self, owner: str, ids: Any) -> list[AttachmentRecord]:
         if ids is None:
             return []
-        if (
-            not isinstance(ids, list)
-            or len(ids) > 10
-            or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids)
-        ):
-            raise BadFrame("attachments must be a list of up to 10 attachment ids")
-        if len(set(ids)) != len(ids):
-            raise BadFrame("attachments: an id is listed twice")
+        ids = check_attachment_ids(ids)
         found = await self.records.attachments_of(owner, ids)
         if len(found) != len(ids):
             raise NotFound("unknown attachment: upload it into this conversation first")

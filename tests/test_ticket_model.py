@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chatserver import tickets as T
-from chatserver.attachments import UnsupportedType, clean_filename, sniff
-from chatserver.errors import BadFrame, InvalidState
+from chatserver.attachments import clean_filename, sniff
+from chatserver.errors import BadFrame, InvalidState, UnsupportedType
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n"
