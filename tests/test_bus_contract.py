@@ -139,3 +139,29 @@ async def test_redis_subscriber_killed_resyncs_and_keeps_working():
             await n.bus.close()
             await n.bus.redis.aclose()
         await admin.aclose()
+
+
+async def test_subscribing_while_the_bus_connects_is_not_lost():
+    """A channel subscribed before the subscriber connection is up (the hub does this
+    at start) must be listened to once it is."""
+    prefix = f"cstest-{uuid.uuid4().hex[:8]}"
+    a = Node(RedisBus(Redis.from_url(REDIS_URL), prefix=prefix, node_id="a"))
+    b = Node(RedisBus(Redis.from_url(REDIS_URL), prefix=prefix, node_id="b"))
+    try:
+        await a.bus.start(a.on_note, a.on_resync)
+        await b.bus.start(b.on_note, b.on_resync)
+        # Let the reader start connecting, then subscribe while that is in flight.
+        await asyncio.sleep(0)
+        await b.bus.subscribe("early")
+
+        async def keep_publishing() -> None:
+            while not b.notes:
+                a.bus.publish("early", b"hello")
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(keep_publishing(), 5.0)
+        assert b.notes[0] == ("early", b"hello")
+    finally:
+        for n in (a, b):
+            await n.bus.close()
+            await n.bus.redis.aclose()

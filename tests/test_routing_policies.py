@@ -182,3 +182,18 @@ async def test_chats_carry_sla_due_times(desk: ServerProcess, clients: list[Any]
     resolution = sla["resolution"]
     assert abs(resolution["due"] - chat["created_at"] / 1000 - 24 * 3600) < 60
     assert resolution["state"] == "ok" and resolution["done_at"] is None
+
+
+async def test_identity_name_and_email_prefill_what_the_visitor_did_not_give(
+    desk: ServerProcess, clients: list[Any]
+) -> None:
+    desk.add_operator("anna")
+    anna = await desk.operator("anna")
+    clients.append(anna)
+    ident = {**identity("K-9", "standard"), "name": "Hans Host", "email": "hans@host.example"}
+    visitor = await desk.visitor(identity=ident)
+    clients.append(visitor)
+    assert visitor.welcome["visitor"] == {"name": "Hans Host", "email": "hans@host.example"}
+    typed = await desk.visitor(identity=ident, name="Typed Name")
+    clients.append(typed)
+    assert typed.welcome["visitor"]["name"] == "Typed Name"  # what the visitor gave wins
