@@ -1,8 +1,11 @@
-"""One client connection: an outbox drained by its own writer task.
+"""One client connection: frames written at once, or queued behind a writer task.
 
-The hub never awaits a client's socket: it appends encoded frames to the
-connection's outbox. A writer task per connection sends them in order, so a
-slow client delays only itself; one whose outbox overflows is closed.
+The hub never awaits a client's socket. While the socket takes data, a frame
+is written to it at once, in the caller's step (no task switch per frame).
+When the transport pushes back (its buffer is full) or a write is already
+under way, frames queue in the connection's outbox and a writer task per
+connection sends them in order, so a slow client delays only itself; one
+whose outbox overflows is closed.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import collections
 import contextlib
 import logging
 import time
+import types
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -22,17 +27,29 @@ log = logging.getLogger("chatserver.connection")
 
 MAX_OUTBOX = 10_000
 
+_SEND_FAILED = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+@types.coroutine
+def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, None, None]:
+    """Await the rest of a send that ``coro.send(None)`` started and that
+    suspended on the future ``waiting`` (the transport's flow control)."""
+    yield waiting
+    yield from coro.__await__()
+
 
 class Connection:
     """A visitor or operator socket as the hub sees it."""
 
     __slots__ = (
+        "_busy",
         "_closed",
         "_cursor",
         "_held",
         "_outbox",
         "_rate_count",
         "_rate_window",
+        "_stalled",
         "_task",
         "_wake",
         "binary",
@@ -52,6 +69,10 @@ class Connection:
         self._outbox: collections.deque[Outgoing | int] = collections.deque()
         self._wake = asyncio.Event()
         self._closed = False
+        # True while the writer task owns the socket: frames queue behind it.
+        self._busy = False
+        # A direct write that the transport suspended: (coroutine, future).
+        self._stalled: tuple[Coroutine[Any, Any, None], Any] | None = None
         self.close_code: int | None = None
         # While a session is replaying, its live messages are held back
         # (seq, frame) and released after the replay, skipping those the
@@ -71,11 +92,30 @@ class Connection:
         """Queue a frame. Never blocks; drops the client if it cannot keep up."""
         if self._closed:
             return
+        if not self._busy:
+            self._write_now(out)
+            return
         if len(self._outbox) >= MAX_OUTBOX:
             log.warning("connection %s cannot keep up; closing", self.conn_id)
             self.close(1008)
             return
         self._outbox.append(out)
+        self._wake.set()
+
+    def _write_now(self, out: Outgoing) -> None:
+        """Write ``out`` in this step; hand over to the writer task if it suspends."""
+        ws = self.ws
+        coro = ws.send_bytes(out.binary) if self.binary else ws.send_text(out.text)
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        except _SEND_FAILED:
+            self._closed = True
+            self._outbox.clear()
+            return
+        self._busy = True
+        self._stalled = (coro, waiting)
         self._wake.set()
 
     def send_frame(self, frame: dict[str, Any]) -> None:
@@ -117,6 +157,7 @@ class Connection:
             return
         self._closed = True
         self.close_code = code
+        self._busy = True
         self._outbox.append(code)
         self._wake.set()
 
@@ -137,6 +178,10 @@ class Connection:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                if self._stalled is not None:
+                    coro, waiting = self._stalled
+                    self._stalled = None
+                    await _finish(coro, waiting)
                 while self._outbox:
                     item = self._outbox.popleft()
                     if isinstance(item, int):
@@ -148,10 +193,16 @@ class Connection:
                         await ws.send_bytes(item.binary)
                     else:
                         await ws.send_text(item.text)
-        except (WebSocketDisconnect, RuntimeError, OSError):
+                if not self._closed:
+                    self._busy = False
+        except _SEND_FAILED:
             self._closed = True
         finally:
+            self._busy = True
             self._outbox.clear()
+            if self._stalled is not None:
+                self._stalled[0].close()
+                self._stalled = None
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait until a queued close has been sent (or the socket died)."""
