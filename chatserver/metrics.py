@@ -17,6 +17,9 @@ see them (and ``rate()`` has a starting point) before the first event.
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator, Sequence
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -26,6 +29,8 @@ from prometheus_client import (
     Info,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from . import __version__
 
@@ -46,6 +51,92 @@ BUS_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 ASSIGNMENT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
+class _Count:
+    """A counter child for the per-message hot path: a plain int, no lock.
+
+    Only the event loop's thread may touch it (prometheus-client's own
+    counters take a lock per increment; these are read at scrape time)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+
+class FastCounter(Collector):
+    """A counter (optionally with one label) with the ``Counter`` calling style."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name.removesuffix("_total")
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], _Count] = {}
+        self._unlabelled = _Count()
+        registry.register(self)
+
+    def labels(self, **labels: str) -> _Count:
+        key = tuple(labels[n] for n in self.labelnames)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = _Count()
+        return child
+
+    def inc(self, amount: float = 1) -> None:
+        self._unlabelled.value += amount
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        if self.labelnames:
+            for key, child in self._children.items():
+                family.add_metric(list(key), child.value)
+        else:
+            family.add_metric([], self._unlabelled.value)
+        yield family
+
+
+class FastHistogram(Collector):
+    """A histogram with the ``Histogram.observe`` calling style and no lock."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._bounds = [float(b) for b in buckets]
+        self._counts = [0] * (len(self._bounds) + 1)  # the last one is +Inf
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect.bisect_left(self._bounds, amount)] += 1
+        self._sum += amount
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative, total = [], 0
+        for bound, count in zip([*self._bounds, float("inf")], self._counts, strict=True):
+            total += count
+            label = "+Inf" if bound == float("inf") else repr(bound)
+            cumulative.append((label, float(total)))
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], cumulative, self._sum)
+        yield family
+
+
 class Metrics:
     """All series of one chatserver app, in its own :class:`CollectorRegistry`."""
 
@@ -56,13 +147,14 @@ class Metrics:
         self.connections = Gauge(
             PREFIX + "connections", "Open WebSocket connections.", ["role"], registry=reg
         )
-        self.messages_in_total = Counter(
+        # Touched per message (or per commit): lock-free, event loop only.
+        self.messages_in_total = FastCounter(
             PREFIX + "messages_in_total",
             "Chat messages received from clients.",
             ["role"],
             registry=reg,
         )
-        self.messages_out_total = Counter(
+        self.messages_out_total = FastCounter(
             PREFIX + "messages_out_total",
             "Frames of type message delivered to clients.",
             registry=reg,
@@ -81,19 +173,19 @@ class Metrics:
             buckets=ASSIGNMENT_BUCKETS,
             registry=reg,
         )
-        self.store_batch_size = Histogram(
+        self.store_batch_size = FastHistogram(
             PREFIX + "store_batch_size",
             "Writes committed in one group-commit transaction.",
             buckets=BATCH_SIZE_BUCKETS,
             registry=reg,
         )
-        self.store_commit_seconds = Histogram(
+        self.store_commit_seconds = FastHistogram(
             PREFIX + "store_commit_seconds",
             "Duration of one group-commit transaction.",
             buckets=COMMIT_BUCKETS,
             registry=reg,
         )
-        self.bus_lag_seconds = Histogram(
+        self.bus_lag_seconds = FastHistogram(
             PREFIX + "bus_lag_seconds",
             "Time from publishing a bus note on one node to receiving it on another.",
             buckets=BUS_LAG_BUCKETS,
