@@ -623,10 +623,9 @@ class Hub:
                     )
             self._evict_if_idle(live)
 
-        future = self.store.submit_message(record)
+        future = self.store.submit_message(record, committed)
         if key is not None:
             live.inflight[key] = future
-        future.add_done_callback(committed)
         return future
 
     @staticmethod

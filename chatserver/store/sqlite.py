@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import logging
@@ -254,9 +255,16 @@ MIGRATIONS: list[str | list[str]] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Inline commits leave checkpoints to a thread, this often (if anything was written).
+CHECKPOINT_SECONDS = 1.0
+
+# The seq is numbered inside the statement, under the write lock: every process
+# sharing the file numbers one session's messages without gaps or clashes.
 _INSERT_MESSAGE = (
     "INSERT INTO messages (session_id, seq, ts, sender, sender_id, author, text,"
-    " client_msg_id, event, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " client_msg_id, event, extra) VALUES (?1,"
+    " (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1),"
+    " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING seq"
 )
 _SESSION_COLUMNS = (
     "id, token_hash, state, created_at, visitor_name, visitor_email, page_url, user_agent,"
@@ -288,6 +296,7 @@ class _Write:
     message: MessageRecord | None = None  # its seq is assigned at commit
     transition: _Transition | None = None
     result: Any = 0
+    on_done: Callable[[asyncio.Future[Any]], None] | None = None
 
 
 ANY_OPERATOR: Any = object()
@@ -358,7 +367,6 @@ def _column_value(value: Any) -> Any:
 def _message_params(m: MessageRecord) -> tuple[Any, ...]:
     return (
         m.session_id,
-        m.seq,
         m.ts,
         m.sender,
         m.sender_id,
@@ -447,7 +455,9 @@ class SqliteStore:
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[_Write] = []
         self._wake = asyncio.Event()
+        self._flush_soon = False
         self._task: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self._closing = False
         # Observability for metrics and benchmarks.
         self.batches = 0
@@ -464,6 +474,10 @@ class SqliteStore:
         self._wconn = await self._in_writer(self._connect_writer)
         self._reader = await self._connect()
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
+        if self.inline:
+            self._checkpointer = asyncio.create_task(
+                self._checkpoint_loop(), name="store-checkpoint"
+            )
 
     async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
         assert self._executor is not None
@@ -474,6 +488,48 @@ class SqliteStore:
             self.path, timeout=5.0, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        if self.inline:
+            # Checkpoints (and their fsync) run on a thread, not in a commit
+            # on the event loop: see _checkpoint_loop.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    async def _checkpoint_loop(self) -> None:
+        """Inline mode: copy the WAL back into the database file off the loop.
+
+        Every ``CHECKPOINT_SECONDS`` in which something was committed, on its
+        own connection in a worker thread; PASSIVE never blocks writers or readers.
+        """
+        conn = await asyncio.to_thread(self._connect_checkpointer)
+        running: asyncio.Future[None] | None = None
+        try:
+            done = self.writes
+            while True:
+                await asyncio.sleep(CHECKPOINT_SECONDS)
+                if self.writes != done:
+                    done = self.writes
+                    running = asyncio.ensure_future(asyncio.to_thread(self._checkpoint_sync, conn))
+                    await asyncio.shield(running)
+        finally:
+            if running is not None and not running.done():
+                # Never close the connection under a running checkpoint.
+                with contextlib.suppress(BaseException):
+                    await running
+            conn.close()
+
+    @staticmethod
+    def _checkpoint_sync(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("checkpoint failed: %s", exc)
+
+    def _connect_checkpointer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         return conn
@@ -490,6 +546,11 @@ class SqliteStore:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._wconn is not None:
             await self._in_writer(self._wconn.close)
             self._wconn = None
@@ -506,23 +567,75 @@ class SqliteStore:
 
     # -- group commit ------------------------------------------------------
     def _submit(
-        self, sql: str, params: tuple[Any, ...], message: MessageRecord | None = None
+        self,
+        sql: str,
+        params: tuple[Any, ...],
+        message: MessageRecord | None = None,
+        *,
+        transition: _Transition | None = None,
+        on_done: Callable[[asyncio.Future[Any]], None] | None = None,
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._closing and self._task is None:
             future.set_exception(RuntimeError("store is closed"))
+            if on_done is not None:
+                on_done(future)
             return future
-        self._pending.append(_Write(sql, params, future, message))
-        self._wake.set()
+        self._pending.append(
+            _Write(sql, params, future, message, transition=transition, on_done=on_done)
+        )
+        if not self.inline:
+            self._wake.set()
+        elif not self._flush_soon:
+            # Commit once this loop iteration's writes are all in: the batch is
+            # everything the ready callbacks of one iteration submitted.
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush_inline)
         return future
+
+    def _flush_inline(self) -> None:
+        self._flush_soon = False
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            started = time.perf_counter()
+            try:
+                outcomes = self._commit_sync(batch)
+            except Exception as exc:  # the writer itself failed
+                log.exception("store writer failed")
+                outcomes = [exc] * len(batch)
+            self._settle(batch, outcomes, started)
+
+    def _settle(
+        self, batch: list[_Write], outcomes: list[BaseException | None], started: float
+    ) -> None:
+        """Resolve the futures of a committed (or failed) batch."""
+        self.batches += 1
+        self.last_batch_size = len(batch)
+        self.last_batch_seconds = time.perf_counter() - started
+        if self.on_batch is not None:
+            self.on_batch(len(batch), self.last_batch_seconds)
+        for write, outcome in zip(batch, outcomes, strict=True):
+            if write.future.done():
+                continue
+            if outcome is None:
+                self.writes += 1
+                write.future.set_result(write.result)
+            else:
+                write.future.set_exception(outcome)
+            if write.on_done is not None:
+                try:
+                    write.on_done(write.future)
+                except Exception:
+                    log.exception("store callback failed")
 
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             if self.inline:
-                # Let the writes of this loop iteration join the batch.
-                await asyncio.sleep(0)
+                # Commits happen in _flush_inline; this task only sees the close.
+                self._flush_inline()
             elif self.window > 0 and len(self._pending) < self.max_batch and not self._closing:
                 # Gather writes for a moment: one commit (and fsync) for many.
                 await asyncio.sleep(self.window)
@@ -531,26 +644,11 @@ class SqliteStore:
                 del self._pending[: self.max_batch]
                 started = time.perf_counter()
                 try:
-                    if self.inline:
-                        outcomes = self._commit_sync(batch)
-                    else:
-                        outcomes = await self._in_writer(self._commit_sync, batch)
+                    outcomes = await self._in_writer(self._commit_sync, batch)
                 except Exception as exc:  # the writer itself failed
                     log.exception("store writer failed")
                     outcomes = [exc] * len(batch)
-                self.batches += 1
-                self.last_batch_size = len(batch)
-                self.last_batch_seconds = time.perf_counter() - started
-                if self.on_batch is not None:
-                    self.on_batch(len(batch), self.last_batch_seconds)
-                for write, outcome in zip(batch, outcomes, strict=True):
-                    if write.future.done():
-                        continue
-                    if outcome is None:
-                        self.writes += 1
-                        write.future.set_result(write.result)
-                    else:
-                        write.future.set_exception(outcome)
+                self._settle(batch, outcomes, started)
             if self._closing:
                 return
 
@@ -597,50 +695,47 @@ class SqliteStore:
     def _run_sync(self, batch: list[_Write]) -> None:
         conn = self._wconn
         assert conn is not None
+        if len(batch) == 1 and batch[0].message is not None:
+            # One statement is its own transaction: no BEGIN/COMMIT round.
+            self._insert_message(conn, batch[0])
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            messages = [w.message for w in batch if w.message is not None]
-            if messages:
-                # Seqs come from the store, inside the write lock: every process
-                # sharing the file numbers one session's messages without gaps.
-                sessions = list({m.session_id for m in messages})
-                marks = ",".join("?" * len(sessions))
-                top: dict[str, int] = dict(
-                    conn.execute(
-                        f"SELECT session_id, MAX(seq) FROM messages WHERE session_id IN ({marks})"
-                        " GROUP BY session_id",
-                        sessions,
-                    ).fetchall()
-                )
-                for m in messages:
-                    m.seq = top.get(m.session_id, 0) + 1
-                    top[m.session_id] = m.seq
-                for w in batch:
-                    if w.message is not None:
-                        w.result = w.message.seq
             start = 0
             while start < len(batch):
-                if batch[start].transition is not None:
-                    self._transition_sync(conn, batch[start])
+                write = batch[start]
+                if write.transition is not None:
+                    self._transition_sync(conn, write)
+                    start += 1
+                    continue
+                if write.message is not None:
+                    self._insert_message(conn, write)
                     start += 1
                     continue
                 end = start + 1
-                sql = batch[start].sql
-                while end < len(batch) and batch[end].sql == sql:
+                sql = write.sql
+                while (
+                    end < len(batch)
+                    and batch[end].sql == sql
+                    and batch[end].message is None
+                    and batch[end].transition is None
+                ):
                     end += 1
-                conn.executemany(
-                    sql,
-                    [
-                        _message_params(w.message) if w.message else w.params
-                        for w in batch[start:end]
-                    ],
-                )
+                conn.executemany(sql, [w.params for w in batch[start:end]])
                 start = end
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _insert_message(conn: sqlite3.Connection, write: _Write) -> None:
+        m = write.message
+        assert m is not None
+        # fetchall: the statement runs to its end (and, alone, commits).
+        m.seq = int(conn.execute(_INSERT_MESSAGE, _message_params(m)).fetchall()[0][0])
+        write.result = m.seq
 
     @staticmethod
     def _transition_sync(conn: sqlite3.Connection, write: _Write) -> None:
@@ -680,22 +775,29 @@ class SqliteStore:
         unknown = set(updates) - SESSION_UPDATABLE
         if unknown:
             raise ValueError(f"cannot update session fields {sorted(unknown)}")
-        future: asyncio.Future[Transition | None] = self._submit("", ())
-        self._pending[-1].transition = _Transition(
-            session_id,
-            expect,
-            ANY_OPERATOR if expect_operator is None else expect_operator,
-            updates,
+        return self._submit(
+            "",
+            (),
+            transition=_Transition(
+                session_id,
+                expect,
+                ANY_OPERATOR if expect_operator is None else expect_operator,
+                updates,
+            ),
         )
-        return future
 
-    def submit_message(self, message: MessageRecord) -> asyncio.Future[int]:
+    def submit_message(
+        self,
+        message: MessageRecord,
+        on_done: Callable[[asyncio.Future[int]], None] | None = None,
+    ) -> asyncio.Future[int]:
         """Queue an insert; the future resolves to the seq the store gave it.
 
         It fails with :class:`DuplicateMessage` if the sender's ``client_msg_id``
-        is already stored.
+        is already stored. ``on_done`` runs with the settled future as the
+        batch settles, in commit order.
         """
-        return self._submit(_INSERT_MESSAGE, (), message)
+        return self._submit(_INSERT_MESSAGE, (), message, on_done=on_done)
 
     def submit_session(self, record: SessionRecord) -> asyncio.Future[int]:
         return self._submit(
