@@ -400,7 +400,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             inline=(
                 settings.store_inline_commit
                 if settings.store_inline_commit is not None
+                # Nodes sharing the file (Redis) may wait for each other's write
+                # lock: that wait belongs on the writer thread, not the event loop.
                 else settings.store_synchronous.upper() in ("OFF", "NORMAL")
+                and not settings.redis_url
             ),
             window=settings.store_commit_window,
         )

@@ -86,9 +86,10 @@ class Settings:
     # Offer the offline form (a ticket) when this many chats wait.
     offline_queue_length: int = 20
     # Store.
-    store_synchronous: str = "FULL"
+    store_synchronous: str = "NORMAL"
     store_max_batch: int = 512
-    # None: inline when no fsync per commit (synchronous OFF or NORMAL).
+    # None: inline when no fsync per commit (synchronous OFF or NORMAL) and no
+    # other node shares the file (no Redis).
     store_inline_commit: bool | None = None
     store_commit_window: float = 0.0
     # Attachments.
