@@ -60,6 +60,8 @@ class Connection:
     )
 
     _ids = iter(range(1, 1 << 62))
+    # Direct writes the transport suspended (back-pressure), all connections.
+    stalls = 0
 
     def __init__(self, ws: WebSocket, role: str, *, binary: bool) -> None:
         self.ws = ws
@@ -114,6 +116,7 @@ class Connection:
             self._closed = True
             self._outbox.clear()
             return
+        Connection.stalls += 1
         self._busy = True
         self._stalled = (coro, waiting)
         self._wake.set()

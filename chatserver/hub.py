@@ -1978,6 +1978,7 @@ class Hub:
             "store_writes": self.store.writes,
             "bus_published": getattr(self.bus, "published", 0),
             "bus_round_trips": getattr(self.bus, "round_trips", 0),
+            "send_stalls": Connection.stalls,
         }
 
 

@@ -176,3 +176,75 @@ async def test_upgrades_a_version_1_store_keeping_its_data(tmp_path):
         assert {"tickets", "ticket_events", "attachments", "mail_outbox"} <= tables
     finally:
         conn.close()
+
+
+async def test_a_duplicate_alone_in_its_batch_is_refused_and_stores_nothing(tmp_path):
+    """A batch of one message is one autocommit INSERT: a duplicate fails alone."""
+    store = await open_store(tmp_path)
+    assert await store.submit_message(msg("s1", 0, "a")) == 1
+    with pytest.raises(DuplicateMessage) as err:
+        await store.submit_message(msg("s1", 0, "a"))
+    assert err.value.seq == 1
+    assert await store.submit_message(msg("s1", 0, "b")) == 2
+    rows = await store.messages_after(SessionId("s1"), 0, 10)
+    assert [(r.seq, r.client_msg_id) for r in rows] == [(1, "a"), (2, "b")]
+    await store.close()
+
+
+@pytest.mark.parametrize("inline", [True, False])
+async def test_on_done_runs_in_commit_order_with_the_settled_future(tmp_path, inline):
+    store = SqliteStore(tmp_path / "o.sqlite3", inline=inline, synchronous="NORMAL")
+    await store.open()
+    seen: list[tuple[str, int | str]] = []
+
+    def on_done(name: str):
+        def done(fut: asyncio.Future[int]) -> None:
+            assert fut.done()
+            exc = fut.exception()
+            seen.append((name, type(exc).__name__ if exc else fut.result()))
+
+        return done
+
+    futures = [
+        store.submit_message(msg("s", 0, "x"), on_done("first")),
+        store.submit_message(msg("s", 0, "x"), on_done("duplicate")),
+        store.submit_message(msg("t", 0, "y"), on_done("other session")),
+        store.submit_message(msg("s", 0, "z"), on_done("second")),
+    ]
+    await asyncio.gather(*futures, return_exceptions=True)
+    assert seen == [
+        ("first", 1),
+        ("duplicate", "DuplicateMessage"),
+        ("other session", 1),
+        ("second", 2),
+    ]
+    await store.close()
+
+
+async def test_inline_store_checkpoints_the_wal_off_the_event_loop(tmp_path):
+    """Inline commits never checkpoint on the loop; the checkpointer thread copies
+    the WAL back into the database file within a couple of seconds."""
+    path = tmp_path / "c.sqlite3"
+    store = SqliteStore(path, inline=True, synchronous="NORMAL")
+    await store.open()
+    assert store._wconn is not None
+    assert store._wconn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    size_before = path.stat().st_size
+    text = "x" * 3000
+    futures = [
+        store.submit_message(
+            MessageRecord(SessionId(f"s{i % 7}"), 0, i, "visitor", None, "V", text, f"c{i}")
+        )
+        for i in range(300)
+    ]
+    await asyncio.gather(*futures)
+    assert path.stat().st_size == size_before  # all of it is still in the WAL
+    for _ in range(60):
+        await asyncio.sleep(0.1)
+        if path.stat().st_size > size_before + 300 * 3000:
+            break
+    assert path.stat().st_size > size_before + 300 * 3000, "the WAL was not checkpointed"
+    await store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 300
+    check.close()

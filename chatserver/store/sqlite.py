@@ -502,10 +502,10 @@ class SqliteStore:
         Every ``CHECKPOINT_SECONDS`` in which something was committed, on its
         own connection in a worker thread; PASSIVE never blocks writers or readers.
         """
+        done = 0  # writes already checkpointed (as of the last checkpoint)
         conn = await asyncio.to_thread(self._connect_checkpointer)
         running: asyncio.Future[None] | None = None
         try:
-            done = self.writes
             while True:
                 await asyncio.sleep(CHECKPOINT_SECONDS)
                 if self.writes != done:

@@ -1,0 +1,105 @@
+"""Connection: direct writes, and the hand-over to the writer task on back-pressure.
+
+While the socket takes data a frame is written in the caller's step; when a send
+suspends (uvicorn waits for the transport to drain), the suspended send and every
+later frame go through the connection's writer task, in order. On loopback the
+kernel buffers megabytes, so the push-back is made here by a WebSocket double
+whose ``send_text`` waits while "paused", exactly as uvicorn's ``send`` waits on its
+``writable`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.websockets import WebSocketState
+
+from chatserver.connection import Connection
+from chatserver.protocol import Outgoing
+
+
+class PausableSocket:
+    def __init__(self) -> None:
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.sent: list[str] = []
+        self.closed_with: int | None = None
+        self.application_state = WebSocketState.CONNECTED
+
+    async def send_text(self, text: str) -> None:
+        await self.writable.wait()
+        self.sent.append(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        raise AssertionError("text connection")
+
+    async def close(self, code: int = 1000) -> None:
+        await self.writable.wait()
+        self.closed_with = code
+        self.application_state = WebSocketState.DISCONNECTED
+
+
+def frame(i: int) -> Outgoing:
+    return Outgoing({"type": "message", "seq": i})
+
+
+async def test_frames_are_written_in_the_callers_step_while_the_socket_takes_them():
+    ws = PausableSocket()
+    conn = Connection(ws, "visitor", binary=False)  # type: ignore[arg-type]
+    for i in range(3):
+        conn.send(frame(i))
+    # No await in between: nothing waited for a task.
+    assert [t for t in ws.sent] == [frame(i).text for i in range(3)]
+    await conn.finish()
+
+
+async def test_a_paused_socket_queues_frames_in_order_and_drains_when_resumed():
+    ws = PausableSocket()
+    conn = Connection(ws, "visitor", binary=False)  # type: ignore[arg-type]
+    stalls = Connection.stalls
+    conn.send(frame(0))
+    ws.writable.clear()  # the transport's buffer is full
+    for i in range(1, 50):
+        conn.send(frame(i))
+    assert Connection.stalls == stalls + 1  # one suspended send; the rest queued behind it
+    await asyncio.sleep(0.05)
+    assert ws.sent == [frame(0).text]
+    ws.writable.set()
+    for _ in range(100):
+        if len(ws.sent) == 50:
+            break
+        await asyncio.sleep(0.01)
+    assert ws.sent == [frame(i).text for i in range(50)]
+    # Drained: the next frame goes out directly again.
+    conn.send(frame(50))
+    assert ws.sent[-1] == frame(50).text
+    await conn.finish()
+
+
+async def test_a_paused_connection_past_its_outbox_limit_is_closed(monkeypatch: Any):
+    monkeypatch.setattr("chatserver.connection.MAX_OUTBOX", 10)
+    ws = PausableSocket()
+    conn = Connection(ws, "visitor", binary=False)  # type: ignore[arg-type]
+    ws.writable.clear()
+    for i in range(20):
+        conn.send(frame(i))
+    assert conn.closed and conn.close_code == 1008
+    ws.writable.set()
+    await conn.drain(2.0)
+    assert ws.closed_with == 1008
+    assert ws.sent == [frame(i).text for i in range(11)]  # the suspended one + 10 queued
+
+
+async def test_close_waits_for_the_frames_before_it():
+    ws = PausableSocket()
+    conn = Connection(ws, "operator", binary=False)  # type: ignore[arg-type]
+    ws.writable.clear()
+    conn.send(frame(0))
+    conn.send(frame(1))
+    conn.close(4001)
+    conn.send(frame(2))  # after close: dropped
+    ws.writable.set()
+    await conn.drain(2.0)
+    assert ws.sent == [frame(0).text, frame(1).text]
+    assert ws.closed_with == 4001
