@@ -97,9 +97,13 @@ async def open_pair(v_port: int, o_port: int, username: str) -> tuple[Any, Any, 
 async def run(pairs: list[tuple[Any, Any, str]], messages: int, rate: float) -> list[float]:
     latencies: list[float] = []
 
-    async def visitor(v: Any) -> None:
-        interval = 1.0 / rate
-        start = time.perf_counter()
+    interval = 1.0 / rate
+    begin = time.perf_counter()
+
+    async def visitor(v: Any, k: int) -> None:
+        # Pairs are phase-shifted evenly over the interval (as in loadgen.py):
+        # a steady stream, not a burst of every pair at once.
+        start = begin + k * interval / len(pairs)
         for i in range(messages):
             delay = start + i * interval - time.perf_counter()
             if delay > 0:
@@ -128,7 +132,7 @@ async def run(pairs: list[tuple[Any, Any, str]], messages: int, rate: float) -> 
                 got += 1
 
     await asyncio.gather(
-        *(visitor(v) for v, _, _ in pairs),
+        *(visitor(v, k) for k, (v, _, _) in enumerate(pairs)),
         *(drain_visitor(v) for v, _, _ in pairs),
         *(operator(op) for _, op, _ in pairs),
     )

@@ -222,7 +222,7 @@ async def test_on_done_runs_in_commit_order_with_the_settled_future(tmp_path, in
 
 
 async def test_inline_store_checkpoints_the_wal_off_the_event_loop(tmp_path):
-    """Inline commits never checkpoint on the loop; the checkpointer thread copies
+    """Commits never checkpoint (not on the loop, not on the writer); a thread copies
     the WAL back into the database file within a couple of seconds."""
     path = tmp_path / "c.sqlite3"
     store = SqliteStore(path, inline=True, synchronous="NORMAL")

@@ -255,7 +255,7 @@ MIGRATIONS: list[str | list[str]] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# Inline commits leave checkpoints to a thread, this often (if anything was written).
+# The writer leaves checkpoints to a thread, this often (if anything was written).
 CHECKPOINT_SECONDS = 1.0
 
 # The seq is numbered inside the statement, under the write lock: every process
@@ -474,10 +474,9 @@ class SqliteStore:
         self._wconn = await self._in_writer(self._connect_writer)
         self._reader = await self._connect()
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
-        if self.inline:
-            self._checkpointer = asyncio.create_task(
-                self._checkpoint_loop(), name="store-checkpoint"
-            )
+        self._checkpointer = asyncio.create_task(
+            self._checkpoint_loop(), name="store-checkpoint"
+        )
 
     async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
         assert self._executor is not None
@@ -490,14 +489,13 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        if self.inline:
-            # Checkpoints (and their fsync) run on a thread, not in a commit
-            # on the event loop: see _checkpoint_loop.
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+        # Checkpoints (and their fsyncs) run on a thread of their own, never
+        # inside a commit that acks wait for: see _checkpoint_loop.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
     async def _checkpoint_loop(self) -> None:
-        """Inline mode: copy the WAL back into the database file off the loop.
+        """Copy the WAL back into the database file, off the loop and the writer.
 
         Every ``CHECKPOINT_SECONDS`` in which something was committed, on its
         own connection in a worker thread; PASSIVE never blocks writers or readers.
