@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -463,6 +464,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.tickets = tickets
         app.state.smtp = listener
         log.info("chatserver node %s ready (store %s)", hub.node_id, settings.db_path)
+        # Everything made so far lives as long as the process: keep it out of the
+        # cyclic GC's full collections, whose pauses grow with the heap (tail latency).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -519,11 +519,17 @@ class Hub:
 
     async def _refresh_offline(self) -> bool:
         """Recompute :attr:`offline`; tell waiting-to-start visitors here when it flips."""
-        try:
-            slots = await self._presence(self.presence.operators())
-        except ChatError:
-            return self.offline
-        online = any(s.status is OperatorStatus.ONLINE for s in slots)
+        # Every second on every node: an online operator here settles it; else one
+        # cheap presence call (not the whole operator list).
+        online = any(
+            op.status is OperatorStatus.ONLINE and op.conn is not None
+            for op in self.operators.values()
+        )
+        if not online:
+            try:
+                online = await self._presence(self.presence.any_online())
+            except ChatError:
+                return self.offline
         offline = not online or len(self._positions) >= self.settings.offline_queue_length
         if offline != self.offline:
             self.offline = offline
@@ -1832,11 +1838,8 @@ class Hub:
         alive_fn = getattr(self.presence, "alive", None)
         if alive_fn is None:
             return
-        records = await self.store.assigned_sessions()
-        by_operator: dict[OperatorId, list[SessionId]] = {}
-        for record in records:
-            if record.operator_id is not None:
-                by_operator.setdefault(record.operator_id, []).append(record.session_id)
+        # Every few seconds on every node: ids only, not whole session records.
+        by_operator = await self.store.assigned_by_operator()
         alive = await self._presence(alive_fn(by_operator))
         now = self.clock()
         for operator_id, sessions in by_operator.items():

@@ -302,3 +302,26 @@ async def test_set_load_rebuilds_counted_load(backend):
     assert [a.operator_id for a in await p.assign_next()] == [anna]
     await p.set_load(OperatorId("ghost"), 3)  # unknown operators stay unknown
     assert await p.operator(OperatorId("ghost")) is None
+
+
+async def test_any_online(backend):
+    p, _ = backend
+    assert await p.any_online() is False
+    anna = OperatorId("anna")
+    await p.register_operator(anna, capacity=2, departments=())
+    assert await p.any_online() is False  # registered, still offline
+    await p.set_status(anna, OperatorStatus.AWAY)
+    assert await p.any_online() is False
+    await p.set_status(anna, OperatorStatus.ONLINE)
+    assert await p.any_online() is True
+    await p.set_status(anna, OperatorStatus.OFFLINE)
+    assert await p.any_online() is False
+
+
+async def test_redis_any_online_ignores_an_operator_whose_node_died(redis_prefix):
+    redis, prefix = redis_prefix
+    p = RedisPresence(redis, prefix=prefix, node_id="n1", ttl=0.3)
+    await online(p, "anna")
+    assert await p.any_online() is True
+    await asyncio.sleep(0.5)  # no heartbeat: the alive key expires
+    assert await p.any_online() is False

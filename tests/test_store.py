@@ -248,3 +248,23 @@ async def test_inline_store_checkpoints_the_wal_off_the_event_loop(tmp_path):
     check = sqlite3.connect(path)
     assert check.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 300
     check.close()
+
+
+async def test_assigned_by_operator_lists_open_assigned_chats_only(tmp_path):
+    from chatserver.types import OperatorId
+
+    store = await open_store(tmp_path)
+    for sid, state in [("a", SessionState.ASSIGNED), ("b", SessionState.ASSIGNED),
+                       ("c", SessionState.CLOSED), ("d", SessionState.WAITING),
+                       ("e", SessionState.ASSIGNED)]:
+        await store.submit_session(SessionRecord(SessionId(sid), sid, state, 1.0))
+    await store.submit_session_update(SessionId("a"), operator_id="anna")
+    await store.submit_session_update(SessionId("b"), operator_id="anna")
+    await store.submit_session_update(SessionId("c"), operator_id="anna")
+    await store.submit_session_update(SessionId("e"), operator_id="ben")
+    got = await store.assigned_by_operator()
+    assert {k: sorted(v) for k, v in got.items()} == {
+        OperatorId("anna"): ["a", "b"],
+        OperatorId("ben"): ["e"],
+    }
+    await store.close()

@@ -61,6 +61,11 @@ class Presence(Protocol):
         """Every registered operator (status ``offline`` once their node stopped heartbeating)."""
         ...
 
+    async def any_online(self) -> bool:
+        """Whether some operator is online (and heartbeating): one cheap call with a
+        one-value answer, for checks that run every second on every node."""
+        ...
+
     async def enqueue(self, entry: QueueEntry) -> int:
         """Add a waiting chat; returns its 1-based position."""
         ...

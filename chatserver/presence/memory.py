@@ -60,6 +60,9 @@ class MemoryPresence:
     async def operators(self) -> list[OperatorSlot]:
         return [dataclasses.replace(slot) for slot in self.router.operators.values()]
 
+    async def any_online(self) -> bool:
+        return any(s.status is OperatorStatus.ONLINE for s in self.router.operators.values())
+
     async def enqueue(self, entry: QueueEntry) -> int:
         self.router.enqueue(entry)
         return self.router.position(entry.session_id) or 0

@@ -39,6 +39,18 @@ def queue_score(entry: QueueEntry) -> float:
     return float(requeued * _PRIORITY_SPAN + int(effective * 1000))
 
 
+# ARGV: prefix. 1 as soon as one registered operator is online and heartbeating.
+_ANY_ONLINE = """
+local p = ARGV[1]
+for _, id in ipairs(redis.call('SMEMBERS', p .. ':ops')) do
+  if redis.call('HGET', p .. ':op:' .. id, 'status') == 'online'
+     and redis.call('EXISTS', p .. ':alive:' .. id) == 1 then
+    return 1
+  end
+end
+return 0
+"""
+
 # KEYS: none (prefix in ARGV so every key is derived). ARGV: prefix, now, max.
 _ASSIGN = """
 local p = ARGV[1]
@@ -216,6 +228,7 @@ class RedisPresence:
         self._add_load = redis.register_script(_ADD_LOAD)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._dequeue = redis.register_script(_DEQUEUE)
+        self._any_online = redis.register_script(_ANY_ONLINE)
         self._local: set[OperatorId] = set()
         self._visitors: set[SessionId] = set()
 
@@ -350,6 +363,10 @@ class RedisPresence:
             if fields:
                 slots.append(self._slot(OperatorId(operator_id), fields, bool(alive)))
         return slots
+
+    async def any_online(self) -> bool:
+        """One script call: the scan stays in Redis, the answer is one integer."""
+        return bool(await self._any_online(args=[self.prefix]))
 
     @staticmethod
     def _slot(operator_id: OperatorId, fields: Any, alive: bool) -> OperatorSlot:

@@ -893,6 +893,17 @@ class SqliteStore:
             )
         return [_session_from_row(r) for r in rows]
 
+    async def assigned_by_operator(self) -> dict[OperatorId, list[SessionId]]:
+        """Every open assigned chat's id, by operator: two columns, no message lookup."""
+        rows = await self._fetchall(
+            "SELECT operator_id, id FROM sessions"
+            " WHERE state = 'assigned' AND operator_id IS NOT NULL"
+        )
+        out: dict[OperatorId, list[SessionId]] = {}
+        for operator_id, session_id in rows:
+            out.setdefault(OperatorId(operator_id), []).append(SessionId(session_id))
+        return out
+
     async def past_sessions(
         self, customer_id: str | None, email: str | None, *, exclude: SessionId, limit: int = 20
     ) -> list[SessionRecord]:
