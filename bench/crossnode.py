@@ -155,6 +155,8 @@ async def scenario(
     after = [stats(p) for p in ports]
     for v, op, sid in pairs:
         await op.send(json.dumps({"type": "close_chat", "session_id": sid}))
+        # Log off (no 30 s reconnect grace whose expiry would land in the next run).
+        await op.send(json.dumps({"type": "status", "status": "offline"}))
         await v.close()
         await op.close()
     delivered = len(latencies)
