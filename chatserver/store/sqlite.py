@@ -594,15 +594,22 @@ class SqliteStore:
     def _flush_inline(self) -> None:
         self._flush_soon = False
         while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
+            batch = self._take_batch()
             started = time.perf_counter()
-            try:
-                outcomes = self._commit_sync(batch)
-            except Exception as exc:  # the writer itself failed
-                log.exception("store writer failed")
-                outcomes = [exc] * len(batch)
-            self._settle(batch, outcomes, started)
+            self._settle(batch, self._commit_guarded(batch), started)
+
+    def _take_batch(self) -> list[_Write]:
+        batch = self._pending[: self.max_batch]
+        del self._pending[: self.max_batch]
+        return batch
+
+    def _commit_guarded(self, batch: list[_Write]) -> list[BaseException | None]:
+        """:meth:`_commit_sync`, with a failure of the writer itself failing every write."""
+        try:
+            return self._commit_sync(batch)
+        except Exception as exc:
+            log.exception("store writer failed")
+            return [exc] * len(batch)
 
     def _settle(
         self, batch: list[_Write], outcomes: list[BaseException | None], started: float
@@ -638,13 +645,12 @@ class SqliteStore:
                 # Gather writes for a moment: one commit (and fsync) for many.
                 await asyncio.sleep(self.window)
             while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
+                batch = self._take_batch()
                 started = time.perf_counter()
                 try:
-                    outcomes = await self._in_writer(self._commit_sync, batch)
-                except Exception as exc:  # the writer itself failed
-                    log.exception("store writer failed")
+                    outcomes = await self._in_writer(self._commit_guarded, batch)
+                except Exception as exc:  # the executor itself failed
+                    log.exception("store writer thread failed")
                     outcomes = [exc] * len(batch)
                 self._settle(batch, outcomes, started)
             if self._closing:
@@ -883,14 +889,11 @@ class SqliteStore:
             for r in rows
         ]
 
-    async def assigned_sessions(self, operator_id: OperatorId | None = None) -> list[SessionRecord]:
-        """Open chats assigned to ``operator_id`` (or to anyone)."""
-        if operator_id is None:
-            rows = await self._fetchall(_SELECT_SESSION + " WHERE state = 'assigned'")
-        else:
-            rows = await self._fetchall(
-                _SELECT_SESSION + " WHERE state = 'assigned' AND operator_id = ?", (operator_id,)
-            )
+    async def assigned_sessions(self, operator_id: OperatorId) -> list[SessionRecord]:
+        """Open chats assigned to ``operator_id`` (everyone's ids: ``assigned_by_operator``)."""
+        rows = await self._fetchall(
+            _SELECT_SESSION + " WHERE state = 'assigned' AND operator_id = ?", (operator_id,)
+        )
         return [_session_from_row(r) for r in rows]
 
     async def assigned_by_operator(self) -> dict[OperatorId, list[SessionId]]:
