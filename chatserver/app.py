@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvicorn
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -32,7 +33,7 @@ from .bus.base import Bus
 from .bus.memory import MemoryBus
 from .bus.redis import RedisBus
 from .config import Settings
-from .connection import Connection
+from .connection import Connection, OpenSockets
 from .errors import CLOSE_RATE_LIMITED, BadFrame, ChatError, HelloRequired, RateLimited
 from .hub import Hub
 from .mail import MailError, SmtpListener
@@ -129,6 +130,8 @@ async def _serve(ws: WebSocket, role: str) -> None:
     binary = MSGPACK_SUBPROTOCOL in ws.scope.get("subprotocols", [])
     await ws.accept(subprotocol=MSGPACK_SUBPROTOCOL if binary else None)
     conn = Connection(ws, role, binary=binary)
+    sockets: OpenSockets = ws.app.state.sockets
+    sockets.add(conn)
     schemas = VISITOR_FRAMES if role == "visitor" else OPERATOR_FRAMES
     max_text = settings.max_message_chars
     # Operators juggle several chats at once: a wider frame budget.
@@ -198,6 +201,7 @@ async def _serve(ws: WebSocket, role: str) -> None:
                     await hub.operator_gone(conn, holder)
         if conn.closed and conn.close_code is not None:
             await conn.drain(2.0)  # let our close frame (and what precedes it) go out
+        sockets.discard(conn)
         await conn.finish()
 
 
@@ -348,6 +352,19 @@ class ConsoleFiles(StaticFiles):
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Cache-Control"] = "no-cache"
         return response
+
+
+class NodeServer(uvicorn.Server):
+    """uvicorn's server, except that on SIGTERM/SIGINT the app first closes its
+    WebSockets with 1012 (see :meth:`OpenSockets.close_all`); uvicorn then
+    drops what is left."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app = self.config.app
+        left = await app.state.sockets.close_all(1012, 3.0) if isinstance(app, Starlette) else 0
+        if left:
+            log.warning("%d WebSocket(s) did not answer the close in time", left)
+        await super().shutdown(sockets)
 
 
 # -------------------------------------------------------------- lifespan
@@ -511,6 +528,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
+    # Every accepted WebSocket until its handler ends (NodeServer closes them).
+    app.state.sockets = OpenSockets()
     return app
 
 

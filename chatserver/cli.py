@@ -37,7 +37,7 @@ def _setup_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
+    from .app import NodeServer, create_app
 
     settings = Settings.load(
         host=args.host,
@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     _setup_logging(settings)
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -59,7 +59,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    return 0
+    server = NodeServer(config)
+    server.run()
+    return 0 if server.started else 3
 
 
 def create_operator(

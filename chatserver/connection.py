@@ -219,3 +219,38 @@ class Connection:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class OpenSockets:
+    """Every accepted WebSocket of a node until its handler ends."""
+
+    def __init__(self) -> None:
+        self._conns: set[Connection] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def add(self, conn: Connection) -> None:
+        self._conns.add(conn)
+        self._empty.clear()
+
+    def discard(self, conn: Connection) -> None:
+        self._conns.discard(conn)
+        if not self._conns:
+            self._empty.set()
+
+    async def close_all(self, code: int, timeout: float) -> int:
+        """Close every socket with ``code`` and wait (up to ``timeout``) until
+        their handlers end; returns how many were still open.
+
+        Run before the server drops its connections: a client whose close
+        handshake completed sees ``code``, while a socket torn down with its
+        client's frames still unread is reset (1006 on the client's side).
+        """
+        for conn in list(self._conns):
+            conn.close(code)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._empty.wait(), timeout)
+        return len(self._conns)

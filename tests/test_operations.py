@@ -154,6 +154,42 @@ async def test_sigterm_during_traffic_loses_no_acked_message_and_clients_see_101
         assert {c for c, n in counts} >= set(sent[v]) and {n for c, n in counts} == {1}
 
 
+async def test_sigterm_a_client_that_never_answers_the_close_does_not_hold_up_shutdown(
+    make_server, clients
+):
+    """The node closes every socket with 1012 before uvicorn drops its
+    connections: a client that never answers still gets the close frame and
+    does not keep the process alive; the others see a clean 1012."""
+    server = make_server()
+    server.start()
+    polite = await server.visitor(name="Polite")
+    clients.append(polite)
+    await polite.send("hello")
+    # A raw WebSocket handshake, then this client never reads or answers again.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws/visitor HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await writer.drain()
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    assert server.proc is not None
+    proc = server.proc
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    proc.send_signal(signal.SIGTERM)
+    assert await polite.wait_closed(15) == 1012
+    # uvicorn re-raises the SIGTERM it caught once it has shut down.
+    assert await asyncio.to_thread(proc.wait, 20) in (0, -signal.SIGTERM)
+    server.proc = None
+    assert loop.time() - started < 15
+    # The deaf client got its close frame too (0x88: FIN + close, code 1012 = 0x03f4).
+    data = await asyncio.wait_for(reader.read(), 5)
+    assert b"\x88\x02\x03\xf4" in data
+    writer.close()
+
+
 # -------------------------------------------------------------------- logs
 def test_json_log_lines_carry_the_extra_ids():
     formatter = JsonFormatter()
