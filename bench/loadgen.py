@@ -65,7 +65,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "bench-password"
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 SETTLE_SECONDS = 1.5  # > queue_update_interval: the post-assignment queue broadcast is done
-SCENARIOS = ("relay", "chat-full", "chat-normal")
+SCENARIOS = ("relay", "relay-ack", "chat-full", "chat-normal")
 SETUP_TIMEOUT = 20.0
 NOISY_CORES = 0.2  # other processes busier than this during a run make it "noisy"
 NOISY_STEAL = 0.05  # so does a hypervisor stealing more than this share of the CPUs
@@ -208,11 +208,15 @@ def chat_server(
                          data_dir / "server.log", cwd=root)
 
 
-def relay_server(log_dir: Path, profile_out: Path | None = None) -> ServerProcess:
+def relay_server(log_dir: Path, profile_out: Path | None = None,
+                 ack: bool = False) -> ServerProcess:
     port = free_port()
     argv = [*_python(profile_out), str(ROOT / "bench" / "relay.py"), "--port", str(port)]
+    if ack:
+        argv.append("--ack")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return ServerProcess("relay", argv, env, port, log_dir / "relay.log")
+    name = "relay-ack" if ack else "relay"
+    return ServerProcess(name, argv, env, port, log_dir / f"{name}.log")
 
 
 def add_operators(db_path: Path, count: int, capacity: int) -> list[str]:
@@ -608,7 +612,7 @@ async def chat_scenario(server: ServerProcess, args: argparse.Namespace, scenari
         await asyncio.gather(*(c.close() for c, _ in visitors), *(o.close() for o in operators))
 
 
-async def relay_scenario(server: ServerProcess, args: argparse.Namespace,
+async def relay_scenario(server: ServerProcess, args: argparse.Namespace, scenario: str,
                          profile_dir: Path | None) -> dict[str, Any]:
     pairs = args.pairs
     pad = "x" * max(0, args.size - 22)
@@ -632,7 +636,8 @@ async def relay_scenario(server: ServerProcess, args: argparse.Namespace,
         sides += _sides(a, b, message_template(pad, None), message_template(pad, fake_session),
                         index, pairs, args)
     try:
-        return await run_traffic(server, sides, args, False, profile_dir, "relay")
+        return await run_traffic(server, sides, args, scenario == "relay-ack", profile_dir,
+                                 scenario)
     finally:
         await asyncio.gather(*(c.close() for ab in conns for c in ab))
 
@@ -664,8 +669,8 @@ async def run_one(args: argparse.Namespace, scenario: str, work: Path, rep: int)
     if pstats_out is not None:
         pstats_out.parent.mkdir(parents=True, exist_ok=True)
         pstats_out.unlink(missing_ok=True)
-    if scenario == "relay":
-        server = relay_server(work, pstats_out)
+    if scenario.startswith("relay"):
+        server = relay_server(work, pstats_out, ack=scenario == "relay-ack")
     else:
         sync = scenario.split("-", 1)[1].upper()
         server = chat_server(work / f"{scenario}-{rep}", sync, pstats_out, args.chat_root)
@@ -673,8 +678,8 @@ async def run_one(args: argparse.Namespace, scenario: str, work: Path, rep: int)
     server.profile_out = pstats_out
     server.start()
     try:
-        if scenario == "relay":
-            result = await relay_scenario(server, args, profile_dir)
+        if scenario.startswith("relay"):
+            result = await relay_scenario(server, args, scenario, profile_dir)
         else:
             result = await chat_scenario(server, args, scenario, profile_dir)
     finally:

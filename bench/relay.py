@@ -5,6 +5,12 @@ side sends is forwarded unchanged to the other side of the same pair. Nothing
 else: no JSON parsing, no validation, no storage, no acks. Frames that arrive
 before the peer has connected are held and flushed when it connects.
 
+With ``--ack`` it also answers every forwarded text frame with a small ack
+frame to its sender, ``{"type":"ack","client_msg_id":...}`` (the id cut out of
+the frame by a string search, no JSON parsing). That is the floor of any
+server that acks each message with a frame of its own, as the chat protocol
+does: one received frame and two sent ones, and no other work.
+
 It is served by uvicorn with the same settings as ``chatserver serve``
 (``ws="websockets-sansio"``, the same max frame size, ``log_config=None``), so
 the difference in CPU per message between the two is what the chat server's
@@ -39,6 +45,18 @@ class _Pair:
 
 
 _pairs: dict[str, _Pair] = {}
+# Set by --ack: answer each forwarded text frame with an ack to its sender.
+_ACK = False
+_CMID = '"client_msg_id":"'
+
+
+def _ack_frame(text: str) -> str:
+    """The ack for ``text``: its client_msg_id found by a string search."""
+    start = text.find(_CMID)
+    if start < 0:
+        return '{"type":"ack"}'
+    start += len(_CMID)
+    return '{"type":"ack","client_msg_id":"' + text[start : text.index('"', start)] + '"}'
 
 
 async def _send(ws: WebSocket, data: str | bytes) -> None:
@@ -71,6 +89,8 @@ async def _relay(ws: WebSocket, me: int) -> None:
                 pair.held[other].append(data)
             elif isinstance(data, str):
                 await peer.send_text(data)
+                if _ACK:
+                    await ws.send_text(_ack_frame(data))
             else:
                 await peer.send_bytes(data)
     finally:
@@ -106,7 +126,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--ack", action="store_true",
+                        help="answer every forwarded text frame with an ack frame to its sender")
     args = parser.parse_args()
+    global _ACK
+    _ACK = args.ack
     logging.basicConfig(level=args.log_level.upper())
     uvicorn.run(
         app,
