@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -248,6 +249,115 @@ async def test_inline_store_checkpoints_the_wal_off_the_event_loop(tmp_path):
     check = sqlite3.connect(path)
     assert check.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 300
     check.close()
+
+
+async def test_commits_held_during_checkpoint_rounds_are_all_kept_in_order(
+    tmp_path, monkeypatch
+):
+    """Steady writes across many checkpoint rounds (inline commits are held
+    while a RESTART runs): every write is committed, in order, none lost."""
+    from chatserver.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.1)
+    path = tmp_path / "w.sqlite3"
+    store = SqliteStore(path, inline=True, synchronous="NORMAL")
+    await store.open()
+    try:
+        text = "y" * 2000
+        seqs: dict[str, list[int]] = {}
+        futures = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        i = 0
+        while loop.time() < deadline:  # one commit about every 0.5 ms
+            sid = f"s{i % 11}"
+            futures.append(
+                store.submit_message(
+                    MessageRecord(SessionId(sid), 0, i, "visitor", None, "V", text, f"c{i}"),
+                    lambda f, sid=sid: seqs.setdefault(sid, []).append(f.result()),
+                )
+            )
+            i += 1
+            await asyncio.sleep(0.0005)
+        await asyncio.gather(*futures)
+        assert store.wal_restarts >= 3  # rounds with commits held ran meanwhile
+        for sid, got in seqs.items():
+            assert got == list(range(1, len(got) + 1)), sid  # on_done in commit order
+    finally:
+        await store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == i
+    check.close()
+
+
+async def test_after_a_checkpoint_round_the_wal_starts_over(tmp_path, monkeypatch):
+    """The WAL holds what came after the last round, not every commit so far."""
+    from chatserver.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.05)
+    path = tmp_path / "r.sqlite3"
+    store = SqliteStore(path, inline=True, synchronous="NORMAL")
+    await store.open()
+    side = sqlite3.connect(path, isolation_level=None)
+    try:
+        text = "z" * 1000
+        await asyncio.gather(
+            *(
+                store.submit_message(
+                    MessageRecord(SessionId(f"s{i % 5}"), 0, i, "visitor", None, "V", text, f"c{i}")
+                )
+                for i in range(300)
+            )
+        )
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if store.wal_restarts >= 1:
+                break
+        assert store.wal_restarts >= 1
+        await store.submit_message(
+            MessageRecord(SessionId("s0"), 0, 1, "visitor", None, "V", "after", "after")
+        )
+        frames = side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        assert frames < 30, f"the WAL did not start over: {frames} frames"
+    finally:
+        await store.close()
+        side.close()
+
+
+async def test_inline_commits_wait_while_a_restart_checkpoint_runs(tmp_path, monkeypatch):
+    """The event loop never blocks on the RESTART's lock: commits queue up
+    meanwhile and are committed, in order, as soon as it ends."""
+    from chatserver.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.05)
+    original = SqliteStore._checkpoint_sync
+    restart_running = threading.Event()
+    release = threading.Event()
+
+    def slow_restart(conn: sqlite3.Connection, mode: str) -> bool:
+        if mode == "RESTART":
+            restart_running.set()
+            release.wait(5)
+        return original(conn, mode)
+
+    monkeypatch.setattr(SqliteStore, "_checkpoint_sync", staticmethod(slow_restart))
+    store = SqliteStore(tmp_path / "h.sqlite3", inline=True, synchronous="NORMAL")
+    await store.open()
+    try:
+        first = store.submit_message(MessageRecord(SessionId("s"), 0, 1, "visitor", None, "V", "a"))
+        assert await first == 1
+        await asyncio.to_thread(restart_running.wait, 5)
+        held = [
+            store.submit_message(MessageRecord(SessionId("s"), 0, 2, "visitor", None, "V", t))
+            for t in ("b", "c")
+        ]
+        await asyncio.sleep(0.1)  # the loop runs on; the commits wait
+        assert not any(f.done() for f in held)
+        release.set()
+        assert await asyncio.gather(*held) == [2, 3]
+    finally:
+        release.set()
+        await store.close()
 
 
 async def test_assigned_by_operator_lists_open_assigned_chats_only(tmp_path):

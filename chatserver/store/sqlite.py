@@ -257,6 +257,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # The writer leaves checkpoints to a thread, this often (if anything was written).
 CHECKPOINT_SECONDS = 1.0
+# How long a RESTART checkpoint waits for other writers and readers (ms).
+RESTART_WAIT_MS = 200
 
 # The seq is numbered inside the statement, under the write lock: every process
 # sharing the file numbers one session's messages without gaps or clashes.
@@ -456,6 +458,8 @@ class SqliteStore:
         self._pending: list[_Write] = []
         self._wake = asyncio.Event()
         self._flush_soon = False
+        # True while a RESTART checkpoint runs: inline commits wait in _pending.
+        self._hold = False
         self._task: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._closing = False
@@ -464,6 +468,7 @@ class SqliteStore:
         self.writes = 0
         self.last_batch_size = 0
         self.last_batch_seconds = 0.0
+        self.wal_restarts = 0
         # Called with (writes, seconds) after every commit (metrics); must not raise.
         self.on_batch: Callable[[int, float], None] | None = None
 
@@ -498,37 +503,72 @@ class SqliteStore:
         """Copy the WAL back into the database file, off the loop and the writer.
 
         Every ``CHECKPOINT_SECONDS`` in which something was committed, on its
-        own connection in a worker thread; PASSIVE never blocks writers or readers.
+        own connection in a worker thread: first a PASSIVE checkpoint, which
+        blocks no one, then a RESTART one for the few frames committed
+        meanwhile, so that the next commit writes the WAL from its start again.
+        PASSIVE alone never completes under steady traffic (frames keep
+        arriving while it copies), and then the WAL grows without end and
+        every page lookup searches more of its index. Inline commits are held
+        back (queued, not lost) while the RESTART runs, so the event loop never
+        waits on its lock.
         """
         done = 0  # writes already checkpointed (as of the last checkpoint)
         conn = await asyncio.to_thread(self._connect_checkpointer)
-        running: asyncio.Future[None] | None = None
+        running: asyncio.Future[Any] | None = None
         try:
             while True:
                 await asyncio.sleep(CHECKPOINT_SECONDS)
-                if self.writes != done:
-                    done = self.writes
-                    running = asyncio.ensure_future(asyncio.to_thread(self._checkpoint_sync, conn))
+                if self.writes == done:
+                    continue
+                done = self.writes
+                running = asyncio.ensure_future(
+                    asyncio.to_thread(self._checkpoint_sync, conn, "PASSIVE")
+                )
+                await asyncio.shield(running)
+                self._hold = True
+                try:
+                    running = asyncio.ensure_future(
+                        asyncio.to_thread(self._checkpoint_sync, conn, "RESTART")
+                    )
                     await asyncio.shield(running)
+                    if running.result():
+                        self.wal_restarts += 1
+                finally:
+                    self._release()
         finally:
             if running is not None and not running.done():
                 # Never close the connection under a running checkpoint.
                 with contextlib.suppress(BaseException):
                     await running
+            self._release()
             conn.close()
 
+    def _release(self) -> None:
+        """End a hold: commit what queued up meanwhile."""
+        if not self._hold:
+            return
+        self._hold = False
+        if self._pending and self.inline and not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush_inline)
+
     @staticmethod
-    def _checkpoint_sync(conn: sqlite3.Connection) -> None:
+    def _checkpoint_sync(conn: sqlite3.Connection, mode: str) -> bool:
+        """Run one checkpoint; ``True`` if it copied the whole WAL."""
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            busy, log_frames, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error as exc:
             log.warning("checkpoint failed: %s", exc)
+            return False
+        return not busy and log_frames == copied
 
     def _connect_checkpointer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, timeout=5.0, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA busy_timeout=5000")
+        # RESTART waits this long at most for other writers and readers (other
+        # nodes, the reader thread); then it gives up until the next round.
+        conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         return conn
 
@@ -593,6 +633,8 @@ class SqliteStore:
 
     def _flush_inline(self) -> None:
         self._flush_soon = False
+        if self._hold and not self._closing:
+            return  # a RESTART checkpoint runs: _release() flushes
         while self._pending:
             batch = self._take_batch()
             started = time.perf_counter()
