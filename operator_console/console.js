@@ -2124,12 +2124,16 @@
     }
     return api('GET', '/api/tickets/' + encodeURIComponent(number)).then(function (r) {
       if (seq !== tickets.seq) return;
+      // A reload of the open ticket keeps the operator's unsaved edits of its
+      // controls (measured against the ticket as it was shown).
+      var draft = switched ? null : { changes: pendingChanges(), reason: $('ticket-reason').value };
       tickets.current = {
         ticket: r && r.ticket ? r.ticket : {},
         events: r && Array.isArray(r.events) ? r.events : [],
         attachments: r && Array.isArray(r.attachments) ? r.attachments : []
       };
       renderTicket(switched);
+      if (draft) restoreDraft(draft);
     }).catch(function (err) {
       if (seq !== tickets.seq) return;
       $('ticket-none').hidden = true;
@@ -2301,6 +2305,25 @@
     return changes;
   }
 
+  var CHANGE_CONTROLS = {
+    state: 'ticket-state', priority: 'ticket-priority', level: 'ticket-level',
+    department: 'ticket-department', assignee: 'ticket-assignee'
+  };
+
+  /** Put unsaved control edits back after a re-render. */
+  function restoreDraft(draft) {
+    Object.keys(draft.changes).forEach(function (kind) {
+      var sel = $(CHANGE_CONTROLS[kind]);
+      var v = draft.changes[kind];
+      var value = v === null || v === undefined ? '' : String(v);
+      var stored = sel.value;
+      sel.value = value;
+      if (sel.value !== value) sel.value = stored; // that choice is gone: keep the stored one
+    });
+    $('ticket-reason').value = draft.reason;
+    updateChangeControls();
+  }
+
   function updateChangeControls() {
     var changes = pendingChanges();
     var priorityChanged = 'priority' in changes;
@@ -2440,8 +2463,8 @@
     ['tf-state', 'tf-department', 'tf-level', 'tf-assignee'].forEach(function (id) {
       $(id).addEventListener('change', loadTickets);
     });
-    ['ticket-state', 'ticket-priority', 'ticket-level', 'ticket-department', 'ticket-assignee'].forEach(function (id) {
-      $(id).addEventListener('change', updateChangeControls);
+    Object.keys(CHANGE_CONTROLS).forEach(function (kind) {
+      $(CHANGE_CONTROLS[kind]).addEventListener('change', updateChangeControls);
     });
     $('ticket-changes').addEventListener('submit', onTicketChangesSubmit);
     $('ticket-reply').addEventListener('submit', onTicketReplySubmit);

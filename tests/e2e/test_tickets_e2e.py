@@ -598,6 +598,38 @@ async def test_internal_note_stays_internal_and_changes(server: Any, pages: Page
     assert not pages.errors
 
 
+async def test_a_reload_of_the_open_ticket_keeps_unsaved_edits(server: Any, pages: Pages) -> None:
+    """The operator has picked a new priority and typed the reason; the ticket
+    is reloaded (the visitor replied, the operator refreshes) before Apply.
+    The new reply shows, and the edits are still there and still apply."""
+    question = "My parcel never arrived."
+    console, visitor, _ = await start_chat(
+        pages, server, "rita", "Rita Reload", "Paul Parcel", question
+    )
+    sid = await widget_session_id(visitor, server)
+    ticket = await escalate(console, sid)
+    await console.get_by_test_id("ticket-priority").select_option("high")
+    await console.get_by_test_id("ticket-reason").fill("third parcel lost this year")
+    pane = await open_widget_ticket(visitor, ticket["ref"])
+    answer = "Any news? I need it by Friday."
+    await pane.get_by_test_id("ticket-reply-input").fill(answer)
+    await pane.get_by_test_id("ticket-reply-send").click()
+    await expect(pane.locator('[data-testid="message"]').filter(has_text=answer)).to_have_count(1)
+    await console.get_by_test_id("ticket-refresh").click()
+    await expect(ticket_events(console, "reply").filter(has_text=answer)).to_have_count(1)
+    await expect(console.get_by_test_id("ticket-priority")).to_have_value("high")
+    await expect(console.get_by_test_id("ticket-reason")).to_be_visible()
+    await expect(console.get_by_test_id("ticket-reason")).to_have_value(
+        "third parcel lost this year"
+    )
+    await console.get_by_test_id("ticket-apply").click()
+    await expect(ticket_events(console, "priority")).to_have_text(
+        [re.compile(r"Priority normal \u2192 high \u2014 reason: third parcel lost this year")]
+    )
+    await expect(console.get_by_test_id("ticket-priority-badge")).to_have_text("High")
+    assert not pages.errors
+
+
 async def test_offline_form_creates_a_ticket(server: Any, pages: Pages) -> None:
     # Nobody is online: the widget offers the offline form.
     visitor = await open_widget(pages, server)
