@@ -15,6 +15,11 @@ traffic through both and reports, per scenario:
   login and connecting are excluded — divided by delivered messages,
 * the ratio chatserver / relay of CPU per message (target: at most 1.5).
 
+Scenarios: ``relay``, ``relay-ack`` (the relay also answers each frame with an
+ack frame to its sender: the floor of any server that acks every message with
+a frame of its own), ``chat-normal`` and ``chat-full`` (the chat server with
+``CHATSERVER_STORE_SYNCHRONOUS`` NORMAL or FULL).
+
 Traffic: each pair sends ``--messages`` messages at ``--rate-per-pair`` msg/s,
 open loop (sends are scheduled on a clock, never wait for replies). With
 ``--direction both`` (default) half go visitor→operator and half
