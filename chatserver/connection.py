@@ -229,9 +229,6 @@ class OpenSockets:
         self._empty = asyncio.Event()
         self._empty.set()
 
-    def __len__(self) -> int:
-        return len(self._conns)
-
     def add(self, conn: Connection) -> None:
         self._conns.add(conn)
         self._empty.clear()

@@ -514,34 +514,32 @@ class SqliteStore:
         """
         done = 0  # writes already checkpointed (as of the last checkpoint)
         conn = await asyncio.to_thread(self._connect_checkpointer)
-        running: asyncio.Future[Any] | None = None
         try:
             while True:
                 await asyncio.sleep(CHECKPOINT_SECONDS)
                 if self.writes == done:
                     continue
                 done = self.writes
-                running = asyncio.ensure_future(
-                    asyncio.to_thread(self._checkpoint_sync, conn, "PASSIVE")
-                )
-                await asyncio.shield(running)
+                await self._checkpoint(conn, "PASSIVE")
                 self._hold = True
                 try:
-                    running = asyncio.ensure_future(
-                        asyncio.to_thread(self._checkpoint_sync, conn, "RESTART")
-                    )
-                    await asyncio.shield(running)
-                    if running.result():
+                    if await self._checkpoint(conn, "RESTART"):
                         self.wal_restarts += 1
                 finally:
                     self._release()
         finally:
-            if running is not None and not running.done():
-                # Never close the connection under a running checkpoint.
-                with contextlib.suppress(BaseException):
-                    await running
-            self._release()
             conn.close()
+
+    async def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
+        """:meth:`_checkpoint_sync` on a worker thread; a cancel waits for it to
+        end (the connection is never closed under a running checkpoint)."""
+        running = asyncio.ensure_future(asyncio.to_thread(self._checkpoint_sync, conn, mode))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await running
+            raise
 
     def _release(self) -> None:
         """End a hold: commit what queued up meanwhile."""
