@@ -103,3 +103,35 @@ async def test_close_waits_for_the_frames_before_it():
     await conn.drain(2.0)
     assert ws.sent == [frame(0).text, frame(1).text]
     assert ws.closed_with == 4001
+
+
+async def test_open_sockets_close_all_closes_each_and_waits_for_their_handlers():
+    from chatserver.connection import OpenSockets
+
+    sockets = OpenSockets()
+    sockets_ws = [PausableSocket() for _ in range(3)]
+    conns = [Connection(ws, "visitor", binary=False) for ws in sockets_ws]  # type: ignore[arg-type]
+    for conn in conns:
+        sockets.add(conn)
+    stuck = conns[2]
+
+    async def handlers_end() -> None:
+        await asyncio.sleep(0.05)
+        for conn in conns:
+            if conn is not stuck:  # this client never answers the close
+                sockets.discard(conn)
+
+    ending = asyncio.create_task(handlers_end())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    left = await sockets.close_all(1012, timeout=0.3)
+    await ending
+    assert left == 1
+    assert 0.3 <= loop.time() - started < 1.0  # waited for the stuck one, then gave up
+    assert [ws.closed_with for ws in sockets_ws] == [1012, 1012, 1012]
+    sockets.discard(stuck)
+    started = loop.time()
+    assert await sockets.close_all(1012, timeout=5) == 0  # none open: no wait
+    assert loop.time() - started < 0.1
+    for conn in conns:
+        await conn.finish()
