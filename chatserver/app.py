@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import api, auth
@@ -92,12 +93,12 @@ def operator_origin_allowed(origin: str | None, host: str | None) -> bool:
     return norm(parts.netloc) == norm(host)
 
 
-async def _receive(ws: WebSocket, timeout: float | None = None) -> str | bytes | None:
+async def _receive(receive: Receive, timeout: float | None = None) -> str | bytes | None:
     """Next data frame, or ``None`` when the client is gone."""
     if timeout is None:
-        message = await ws.receive()
+        message = await receive()
     else:
-        message = await asyncio.wait_for(ws.receive(), timeout)
+        message = await asyncio.wait_for(receive(), timeout)
     if message["type"] == "websocket.disconnect":
         return None
     text = message.get("text")
@@ -115,7 +116,9 @@ def _fail(conn: Connection, exc: ChatError, fallback_close: int | None = None) -
 
 
 # ------------------------------------------------------------ WebSockets
-async def _serve(ws: WebSocket, role: str) -> None:
+async def _serve(ws: WebSocket, role: str, receive: Receive, send: Send) -> None:
+    """Serve one socket; ``receive`` and ``send`` are the server's own, used
+    for data frames after the handshake (Starlette's ``ws`` for the rest)."""
     hub: Hub = ws.app.state.hub
     settings: Settings = ws.app.state.settings
     origin = _origin_of(ws)
@@ -129,7 +132,7 @@ async def _serve(ws: WebSocket, role: str) -> None:
         return
     binary = MSGPACK_SUBPROTOCOL in ws.scope.get("subprotocols", [])
     await ws.accept(subprotocol=MSGPACK_SUBPROTOCOL if binary else None)
-    conn = Connection(ws, role, binary=binary)
+    conn = Connection(ws, role, binary=binary, send=send)
     sockets: OpenSockets = ws.app.state.sockets
     sockets.add(conn)
     schemas = VISITOR_FRAMES if role == "visitor" else OPERATOR_FRAMES
@@ -142,7 +145,7 @@ async def _serve(ws: WebSocket, role: str) -> None:
     connections.inc()
     try:
         try:
-            data = await _receive(ws, HELLO_TIMEOUT)
+            data = await _receive(receive, HELLO_TIMEOUT)
         except TimeoutError:
             _fail(conn, HelloRequired("no hello within 15 s"))
             return
@@ -161,7 +164,7 @@ async def _serve(ws: WebSocket, role: str) -> None:
             _fail(conn, exc, fallback_close=HelloRequired.close_code)
             return
         while not conn.closed:
-            data = await _receive(ws)
+            data = await _receive(receive)
             if data is None:
                 break
             verdict = conn.allow(rate_limit)
@@ -205,12 +208,20 @@ async def _serve(ws: WebSocket, role: str) -> None:
         await conn.finish()
 
 
-async def visitor_endpoint(ws: WebSocket) -> None:
-    await _serve(ws, "visitor")
+class _SocketApp:
+    """The ASGI app of a WebSocket route (Starlette passes a non-function
+    endpoint the raw ``receive`` and ``send``): data frames then skip the
+    state checks and wrappers of :class:`WebSocket`, twice per message."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _serve(WebSocket(scope, receive=receive, send=send), self.role, receive, send)
 
 
-async def operator_endpoint(ws: WebSocket) -> None:
-    await _serve(ws, "operator")
+visitor_endpoint = _SocketApp("visitor")
+operator_endpoint = _SocketApp("operator")
 
 
 # ------------------------------------------------------------------- HTTP

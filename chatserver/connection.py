@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -28,6 +28,9 @@ log = logging.getLogger("chatserver.connection")
 MAX_OUTBOX = 10_000
 
 _SEND_FAILED = (WebSocketDisconnect, RuntimeError, OSError)
+
+# An ASGI ``send``: takes a message dict such as {"type": "websocket.send", ...}.
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @types.coroutine
@@ -49,6 +52,7 @@ class Connection:
         "_outbox",
         "_rate_count",
         "_rate_window",
+        "_send",
         "_stalled",
         "_task",
         "_wake",
@@ -63,8 +67,13 @@ class Connection:
     # Direct writes the transport suspended (back-pressure), all connections.
     stalls = 0
 
-    def __init__(self, ws: WebSocket, role: str, *, binary: bool) -> None:
+    def __init__(
+        self, ws: WebSocket, role: str, *, binary: bool, send: Send | None = None
+    ) -> None:
+        """``send`` is the server's ASGI send for data frames (default:
+        ``ws.send``); passing the raw one skips Starlette's per-frame checks."""
         self.ws = ws
+        self._send: Send = send if send is not None else ws.send
         self.role = role
         self.binary = binary
         self.conn_id = next(Connection._ids)
@@ -106,8 +115,7 @@ class Connection:
 
     def _write_now(self, out: Outgoing) -> None:
         """Write ``out`` in this step; hand over to the writer task if it suspends."""
-        ws = self.ws
-        coro = ws.send_bytes(out.binary) if self.binary else ws.send_text(out.text)
+        coro: Any = self._send(out.message(self.binary))
         try:
             waiting = coro.send(None)
         except StopIteration:
@@ -192,10 +200,7 @@ class Connection:
                             with contextlib.suppress(Exception):
                                 await ws.close(item)
                         return
-                    if self.binary:
-                        await ws.send_bytes(item.binary)
-                    else:
-                        await ws.send_text(item.text)
+                    await self._send(item.message(self.binary))
                 if not self._closed:
                     self._busy = False
         except _SEND_FAILED:

@@ -50,7 +50,7 @@ from .errors import (
 )
 from .metrics import Metrics
 from .presence.base import Presence
-from .protocol import Outgoing
+from .protocol import Outgoing, ack
 from .routing import QueueEntry
 from .service_levels import ServiceLevels
 from .sessions import ChatSession
@@ -577,11 +577,12 @@ class Hub:
 
         Returns the store's future: the seq when durable, or ``DuplicateMessage``.
         """
+        who: str = sender._value_  # not .value: a property call per use
         record = MessageRecord(
             live.session_id,
             0,
             now_ms(),
-            sender.value,
+            who,
             sender_id,
             author,
             text,
@@ -589,7 +590,7 @@ class Hub:
             event,
             extra,
         )
-        key = (sender.value, client_msg_id) if client_msg_id is not None else None
+        key = (who, client_msg_id) if client_msg_id is not None else None
 
         def committed(fut: asyncio.Future[int]) -> None:
             if key is not None:
@@ -600,7 +601,7 @@ class Hub:
                 if key is not None:
                     live.client_ids[key] = seq
                 if origin is not None:
-                    origin.send_frame(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
+                    origin.send(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
                 if sender is Sender.OPERATOR and live.chat.first_response_at is None:
                     # Once per chat (per node): the store keeps the earliest.
                     live.chat.first_response_at = record.ts / 1000
@@ -615,7 +616,7 @@ class Hub:
                 if key is not None:
                     live.client_ids[key] = exc.seq
                 if origin is not None:
-                    origin.send_frame(self._ack(client_msg_id, exc.seq, duplicate=True))
+                    origin.send(self._ack(client_msg_id, exc.seq, duplicate=True))
             else:
                 log.error(
                     "store write failed for %s: %s",
@@ -637,14 +638,8 @@ class Hub:
     @staticmethod
     def _ack(
         client_msg_id: str | None, seq: int, *, duplicate: bool, ts: int | None = None
-    ) -> dict[str, Any]:
-        return {
-            "type": "ack",
-            "client_msg_id": client_msg_id,
-            "seq": seq,
-            "ts": ts if ts is not None else now_ms(),
-            "duplicate": duplicate,
-        }
+    ) -> Outgoing:
+        return ack(client_msg_id, seq, ts if ts is not None else now_ms(), duplicate)
 
     def _deliver(
         self, live: LiveSession, record: MessageRecord, origin: Connection | None = None
@@ -702,19 +697,20 @@ class Hub:
         if record.event is not None:
             self._apply_event(live, record)
         out = Outgoing(record.to_frame())
+        sid, seq = record.session_id, record.seq
         sent = 0
         for conn in live.conns:
             if conn is not origin:
-                conn.deliver(live.session_id, record.seq, out)
+                conn.deliver(sid, seq, out)
                 sent += 1
         op_conn = self._operator_conn(live)
         if op_conn is not None and op_conn is not origin:
-            op_conn.deliver(live.session_id, record.seq, out)
+            op_conn.deliver(sid, seq, out)
             sent += 1
         if live.watchers:
             for conn in live.watchers:
                 if conn is not origin and conn is not op_conn:
-                    conn.deliver(live.session_id, record.seq, out)
+                    conn.deliver(sid, seq, out)
                     sent += 1
         if sent:
             self.messages_out += sent
@@ -789,10 +785,10 @@ class Hub:
         self, live: LiveSession, conn: Connection, sender: Sender, client_msg_id: str
     ) -> bool:
         """Answer a resend of a known ``client_msg_id``; ``False`` if it is new."""
-        key = (sender.value, client_msg_id)
+        key: tuple[str, str] = (sender._value_, client_msg_id)
         seq = live.client_ids.get(key)
         if seq is not None:
-            conn.send_frame(self._ack(client_msg_id, seq, duplicate=True))
+            conn.send(self._ack(client_msg_id, seq, duplicate=True))
             return True
         pending = live.inflight.get(key)
         if pending is not None:
@@ -800,9 +796,9 @@ class Hub:
             def done(fut: asyncio.Future[int]) -> None:
                 exc = fut.exception()
                 if exc is None:
-                    conn.send_frame(self._ack(client_msg_id, fut.result(), duplicate=True))
+                    conn.send(self._ack(client_msg_id, fut.result(), duplicate=True))
                 elif isinstance(exc, DuplicateMessage):
-                    conn.send_frame(self._ack(client_msg_id, exc.seq, duplicate=True))
+                    conn.send(self._ack(client_msg_id, exc.seq, duplicate=True))
 
             pending.add_done_callback(done)
             return True

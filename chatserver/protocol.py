@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 import msgpack
@@ -19,6 +20,8 @@ from .errors import BadFrame, UnknownFrameType
 MSGPACK_SUBPROTOCOL: Final = "chatserver.msgpack"
 
 _json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# A JSON string literal of a str (as _json_encode writes it), from the C speedups.
+_encode_str = encode_basestring
 
 # field -> (python type(s), required, max length for str)
 _Schema = dict[str, tuple[type | tuple[type, ...], bool, int]]
@@ -168,14 +171,20 @@ def validate(frame: dict[str, Any], schemas: dict[str, _Schema], max_text: int) 
 
 
 class Outgoing:
-    """A server frame, encoded lazily and once per wire format."""
+    """A server frame, encoded lazily and once per wire format.
 
-    __slots__ = ("_bin", "_text", "frame")
+    ``text`` may be given when the caller has the JSON already (it must be
+    ``frame`` encoded): then the frame is not encoded again for text clients.
+    """
 
-    def __init__(self, frame: dict[str, Any]) -> None:
+    __slots__ = ("_bin", "_bin_msg", "_text", "_text_msg", "frame")
+
+    def __init__(self, frame: dict[str, Any], text: str | None = None) -> None:
         self.frame = frame
-        self._text: str | None = None
+        self._text = text
         self._bin: bytes | None = None
+        self._text_msg: dict[str, Any] | None = None
+        self._bin_msg: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -188,6 +197,33 @@ class Outgoing:
         if self._bin is None:
             self._bin = msgpack.packb(self.frame, use_bin_type=True)
         return self._bin
+
+    def message(self, binary: bool) -> dict[str, Any]:
+        """The ASGI ``websocket.send`` message, built once per wire format."""
+        if binary:
+            if self._bin_msg is None:
+                self._bin_msg = {"type": "websocket.send", "bytes": self.binary}
+            return self._bin_msg
+        if self._text_msg is None:
+            self._text_msg = {"type": "websocket.send", "text": self.text}
+        return self._text_msg
+
+
+def ack(client_msg_id: str | None, seq: int, ts: int, duplicate: bool) -> Outgoing:
+    """The ack of a stored message; its JSON is written out directly (hot path)."""
+    frame = {
+        "type": "ack",
+        "client_msg_id": client_msg_id,
+        "seq": seq,
+        "ts": ts,
+        "duplicate": duplicate,
+    }
+    cmid = "null" if client_msg_id is None else _encode_str(client_msg_id)
+    return Outgoing(
+        frame,
+        f'{{"type":"ack","client_msg_id":{cmid},"seq":{int(seq)},"ts":{int(ts)},'
+        f'"duplicate":{"true" if duplicate else "false"}}}',
+    )
 
 
 def encode_text(frame: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ While the socket takes data a frame is written in the caller's step; when a send
 suspends (uvicorn waits for the transport to drain), the suspended send and every
 later frame go through the connection's writer task, in order. On loopback the
 kernel buffers megabytes, so the push-back is made here by a WebSocket double
-whose ``send_text`` waits while "paused", exactly as uvicorn's ``send`` waits on its
+whose ``send`` waits while "paused", exactly as uvicorn's ``send`` waits on its
 ``writable`` event.
 """
 
@@ -27,12 +27,11 @@ class PausableSocket:
         self.closed_with: int | None = None
         self.application_state = WebSocketState.CONNECTED
 
-    async def send_text(self, text: str) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
+        """ASGI-style, as ``WebSocket.send`` and the server's own ``send`` take it."""
         await self.writable.wait()
-        self.sent.append(text)
-
-    async def send_bytes(self, data: bytes) -> None:
-        raise AssertionError("text connection")
+        assert message["type"] == "websocket.send" and "bytes" not in message
+        self.sent.append(message["text"])
 
     async def close(self, code: int = 1000) -> None:
         await self.writable.wait()

@@ -8,7 +8,14 @@ import msgpack
 import pytest
 
 from chatserver.errors import BadFrame, UnknownFrameType
-from chatserver.protocol import OPERATOR_FRAMES, VISITOR_FRAMES, Outgoing, decode, validate
+from chatserver.protocol import (
+    OPERATOR_FRAMES,
+    VISITOR_FRAMES,
+    Outgoing,
+    ack,
+    decode,
+    validate,
+)
 
 
 def v(frame):
@@ -66,3 +73,31 @@ def test_outgoing_encodes_once():
     assert json.loads(out.text)["text"] == "Grüezi <b>"
     assert "Grüezi" in out.text  # not \\u-escaped: smaller frames
     assert msgpack.unpackb(out.binary) == out.frame
+
+
+@pytest.mark.parametrize(
+    "client_msg_id",
+    ["B1.2", None, 'q"uote\\back\nline', "ümlaut 😀", "</script><b>x</b>", "\u2028"],
+)
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_ack_text_is_exactly_the_generic_encoding_of_its_frame(client_msg_id, duplicate):
+    out = ack(client_msg_id, 7, 1_700_000_000_123, duplicate)
+    assert out.frame == {
+        "type": "ack",
+        "client_msg_id": client_msg_id,
+        "seq": 7,
+        "ts": 1_700_000_000_123,
+        "duplicate": duplicate,
+    }
+    assert out.text == Outgoing(out.frame).text
+    assert json.loads(out.text) == out.frame
+    assert msgpack.unpackb(out.binary) == out.frame
+
+
+def test_outgoing_builds_each_send_message_once():
+    out = Outgoing({"type": "typing", "active": True})
+    text_msg = out.message(False)
+    assert text_msg == {"type": "websocket.send", "text": '{"type":"typing","active":true}'}
+    assert out.message(False) is text_msg
+    assert out.message(True) == {"type": "websocket.send", "bytes": out.binary}
+    assert out.message(True) is out.message(True)
