@@ -116,15 +116,32 @@ async def test_two_stores_share_one_file(tmp_path):
     await b.close()
 
 
-async def test_commit_window_gathers_writes_into_one_batch(tmp_path):
-    store = SqliteStore(tmp_path / "w.sqlite3", window=0.05)
+@pytest.mark.parametrize("inline", [False, True], ids=["writer-thread", "inline"])
+async def test_commit_window_gathers_writes_into_one_batch(tmp_path, inline):
+    store = SqliteStore(tmp_path / "w.sqlite3", window=0.05, inline=inline, synchronous="NORMAL")
     await store.open()
+    # After a quiet spell a write commits at once, alone.
+    assert await store.submit_message(msg("s", 0, "first")) == 1
+    assert store.batches == 1
     futures = []
-    for i in range(20):  # trickling in, one per loop turn
+    for i in range(20):  # trickling in, one per loop turn, within the window
         futures.append(store.submit_message(msg("s", 0, f"c{i}")))
         await asyncio.sleep(0)
-    assert await asyncio.gather(*futures) == list(range(1, 21))
-    assert store.batches == 1
+    assert not any(f.done() for f in futures)  # held until the window has passed
+    assert await asyncio.gather(*futures) == list(range(2, 22))
+    assert store.batches == 2
+    await store.close()
+
+
+async def test_commit_window_commits_at_once_after_a_quiet_spell(tmp_path):
+    store = SqliteStore(tmp_path / "q.sqlite3", window=0.02, inline=True, synchronous="NORMAL")
+    await store.open()
+    await store.submit_message(msg("s", 0, "a"))
+    await asyncio.sleep(0.05)  # longer than the window: nothing to gather for
+    future = store.submit_message(msg("s", 0, "b"))
+    await asyncio.sleep(0)  # one loop turn: the commit ran in it
+    assert future.done() and future.result() == 2
+    assert store.batches == 2
     await store.close()
 
 

@@ -445,8 +445,10 @@ class SqliteStore:
     ) -> None:
         """``inline`` commits on the event loop's thread: no thread hand-off per
         batch, but the loop waits for each commit (and its fsync, if any).
-        ``window`` (seconds, writer thread only) delays a commit to let more
-        writes join it: fewer commits and fsyncs, that much more latency."""
+        ``window`` (seconds) spaces commits at least that far apart: a write
+        after a quiet spell commits at once, but under load the writes of a
+        whole window share one commit (and fsync), each waiting at most
+        ``window`` longer for its ack."""
         self.path = path
         self.inline = inline
         self.window = window
@@ -458,6 +460,9 @@ class SqliteStore:
         self._pending: list[_Write] = []
         self._wake = asyncio.Event()
         self._flush_soon = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Loop time before which no commit starts (see ``window``).
+        self._next_commit = 0.0
         # True while a RESTART checkpoint runs: inline commits wait in _pending.
         self._hold = False
         self._task: asyncio.Task[None] | None = None
@@ -474,6 +479,7 @@ class SqliteStore:
 
     # -- lifecycle ---------------------------------------------------------
     async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(lambda: connect_sync(self.path).close())
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._wconn = await self._in_writer(self._connect_writer)
@@ -611,7 +617,8 @@ class SqliteStore:
         transition: _Transition | None = None,
         on_done: Callable[[asyncio.Future[Any]], None] | None = None,
     ) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = self._loop or asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         if self._closing and self._task is None:
             future.set_exception(RuntimeError("store is closed"))
             if on_done is not None:
@@ -623,10 +630,15 @@ class SqliteStore:
         if not self.inline:
             self._wake.set()
         elif not self._flush_soon:
-            # Commit once this loop iteration's writes are all in: the batch is
-            # everything the ready callbacks of one iteration submitted.
+            # Commit once this loop iteration's writes are all in (the batch is
+            # everything the ready callbacks of one iteration submitted), or
+            # when the window since the last commit has passed.
             self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._flush_inline)
+            wait = self._next_commit - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._flush_inline)
+            else:
+                loop.call_soon(self._flush_inline)
         return future
 
     def _flush_inline(self) -> None:
@@ -637,6 +649,11 @@ class SqliteStore:
             batch = self._take_batch()
             started = time.perf_counter()
             self._settle(batch, self._commit_guarded(batch), started)
+            self._commit_done()
+
+    def _commit_done(self) -> None:
+        if self.window > 0 and self._loop is not None:
+            self._next_commit = self._loop.time() + self.window
 
     def _take_batch(self) -> list[_Write]:
         batch = self._pending[: self.max_batch]
@@ -681,9 +698,11 @@ class SqliteStore:
             if self.inline:
                 # Commits happen in _flush_inline; this task only sees the close.
                 self._flush_inline()
-            elif self.window > 0 and len(self._pending) < self.max_batch and not self._closing:
-                # Gather writes for a moment: one commit (and fsync) for many.
-                await asyncio.sleep(self.window)
+            elif len(self._pending) < self.max_batch and not self._closing:
+                # Under load, gather the writes of a window: one commit (and fsync).
+                wait = self._next_commit - asyncio.get_running_loop().time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             while self._pending:
                 batch = self._take_batch()
                 started = time.perf_counter()
@@ -693,6 +712,7 @@ class SqliteStore:
                     log.exception("store writer thread failed")
                     outcomes = [exc] * len(batch)
                 self._settle(batch, outcomes, started)
+                self._commit_done()
             if self._closing:
                 return
 
