@@ -91,12 +91,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def proc_cpu(pid: int) -> float:
-    """user+sys CPU seconds of the whole process (all threads)."""
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, sys) CPU seconds of the whole process (all threads), in clock ticks."""
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def thread_runtime_ns(pid: int) -> dict[int, int]:
@@ -446,7 +446,7 @@ async def run_traffic(
     pid = server.pid
     io0 = proc_io(pid)
     mach0 = machine_cpu()
-    cpu0 = proc_cpu(pid)
+    user0, sys0 = proc_cpu_split(pid)
     run0 = thread_runtime_ns(pid)
     lg0 = time.process_time()
     t0 = _now()
@@ -466,7 +466,7 @@ async def run_traffic(
     t1 = _now()
     lg1 = time.process_time()
     run1 = thread_runtime_ns(pid)
-    cpu1 = proc_cpu(pid)
+    user1, sys1 = proc_cpu_split(pid)
     mach1 = machine_cpu()
     io1 = proc_io(pid)
     for task in tasks:
@@ -480,7 +480,8 @@ async def run_traffic(
     per_thread = {tid: ns - run0.get(tid, 0) for tid, ns in run1.items()}
     cpu = sum(per_thread.values()) / 1e9
     main_cpu = per_thread.get(pid, 0) / 1e9
-    ticks_cpu = cpu1 - cpu0
+    user_cpu, sys_cpu = user1 - user0, sys1 - sys0
+    ticks_cpu = user_cpu + sys_cpu
     mach = [b - a for a, b in zip(mach0, mach1, strict=True)]
     mach_total = sum(mach) or 1
     lat = sorted(stats.latencies)
@@ -509,6 +510,10 @@ async def run_traffic(
         "server_cpu_other_threads_s": round(cpu - main_cpu, 3),
         "server_cpu_util": round(cpu / wall, 3) if wall else None,
         "server_cpu_us_per_msg": round(cpu / delivered * 1e6, 2) if delivered else None,
+        # The same split into user and kernel time (clock ticks of /proc/<pid>/stat):
+        # the kernel part is socket sends, epoll and the store's file writes.
+        "server_user_us_per_msg": round(user_cpu / delivered * 1e6, 1) if delivered else None,
+        "server_sys_us_per_msg": round(sys_cpu / delivered * 1e6, 1) if delivered else None,
         # read()/write() on files only (socket send/recv are not counted here).
         "server_file_syscalls_per_msg": (
             round(((io1.get("syscr", 0) - io0.get("syscr", 0))
@@ -759,6 +764,12 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    """Median of ``key`` over the runs that have it (reports saved before it existed lack it)."""
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return round(_median(values), 1) if values else None
+
+
 def summarise(results: list[dict[str, Any]], scenarios: list[str]) -> dict[str, dict[str, Any]]:
     """Medians over the repeats of each scenario, and the CPU ratio to the relay.
 
@@ -788,6 +799,8 @@ def summarise(results: list[dict[str, Any]], scenarios: list[str]) -> dict[str, 
             "server_cpu_us_per_msg": round(_median(cpu), 1),
             "server_cpu_us_per_msg_min": min(cpu),
             "server_cpu_us_per_msg_max": max(cpu),
+            "server_user_us_per_msg": _median_of(runs, "server_user_us_per_msg"),
+            "server_sys_us_per_msg": _median_of(runs, "server_sys_us_per_msg"),
             "loadgen_cpu_util": round(_median([r["loadgen_cpu_util"] for r in runs]), 3),
             "other_processes_cores_max": max(r.get("other_processes_cores") or 0 for r in runs),
         }
@@ -881,15 +894,18 @@ def print_table(report: dict[str, Any]) -> None:
         print("!! the chatserver sources changed during the run: the scenarios measured "
               "different code (use --chat-commit to measure a frozen commit)")
     head = (f"{'scenario':<14} {'msg/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'ack p50':>7} "
-            f"{'ack p99':>7} {'srv CPU':>7} {'µs/msg':>7} {'ratio':>6} {'lg CPU':>6}")
+            f"{'ack p99':>7} {'srv CPU':>7} {'µs/msg':>7} {'usr/sys':>9} {'ratio':>6} "
+            f"{'lg CPU':>6}")
 
     def row(name: str, rate: float, p50: float, p99: float, a50: float | None, a99: float | None,
-            util: float, us: float, ratio: float | None, lg: float, extra: str = "") -> str:
+            util: float, us: float, ratio: float | None, lg: float, extra: str = "",
+            split: tuple[float | None, float | None] = (None, None)) -> str:
         nan = float("nan")
+        usr_sys = f"{split[0]:.0f}/{split[1]:.0f}" if None not in split else "-"
         return (f"{name:<14} {rate:>7.0f} {p50:>7.2f} {p99:>7.2f} "
                 f"{a50 if a50 is not None else nan:>7.2f} {a99 if a99 is not None else nan:>7.2f} "
-                f"{util:>7.0%} {us:>7.1f} {(f'{ratio:.2f}' if ratio is not None else '-'):>6} "
-                f"{lg:>6.0%}{extra}")
+                f"{util:>7.0%} {us:>7.1f} {usr_sys:>9} "
+                f"{(f'{ratio:.2f}' if ratio is not None else '-'):>6} {lg:>6.0%}{extra}")
 
     if c["repeat"] > 1:
         print("every run:")
@@ -905,7 +921,8 @@ def print_table(report: dict[str, Any]) -> None:
             lat = r["latency_ms"]
             print(row(f"{r['scenario']}#{r['repeat']}", r["delivered_per_s"], lat["p50"],
                       lat["p99"], ack.get("p50"), ack.get("p99"), r["server_cpu_util"],
-                      us, ratio, r["loadgen_cpu_util"]))
+                      us, ratio, r["loadgen_cpu_util"],
+                      split=(r.get("server_user_us_per_msg"), r.get("server_sys_us_per_msg"))))
         print("median of the runs (quiet runs only, where there are any):")
     print(head)
     print("-" * len(head))
@@ -915,7 +932,7 @@ def print_table(report: dict[str, Any]) -> None:
         print(row(name, s["delivered_per_s"], s["latency_p50_ms"], s["latency_p99_ms"],
                   s["ack_p50_ms"], s["ack_p99_ms"], s["server_cpu_util"],
                   s["server_cpu_us_per_msg"], s["cpu_ratio_vs_relay"], s["loadgen_cpu_util"],
-                  spread))
+                  spread, (s.get("server_user_us_per_msg"), s.get("server_sys_us_per_msg"))))
     noisy = [f"{r['scenario']}#{r['repeat']} (others {r['other_processes_cores']:.2f} cores, "
              f"steal {r['machine_steal']:.0%})" for r in report["results"] if is_noisy(r)]
     if noisy:
@@ -928,7 +945,8 @@ def print_table(report: dict[str, Any]) -> None:
                   f"{r['messages_expected']}, timed out {r['timed_out']}, "
                   f"errors {r['error_count']} {r['errors'][:2]}")
     print("srv CPU / lg CPU: share of one core used by the server / the load generator while "
-          "measuring; µs/msg: server CPU (all threads) per delivered message; ratio: that relative "
+          "measuring; µs/msg: server CPU (all threads) per delivered message; usr/sys: the same "
+          "split into user and kernel time (clock ticks, so coarser); ratio: µs/msg relative "
           "to the relay (target <= 1.5)")
 
 
