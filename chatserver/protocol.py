@@ -20,8 +20,6 @@ from .errors import BadFrame, UnknownFrameType
 MSGPACK_SUBPROTOCOL: Final = "chatserver.msgpack"
 
 _json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# A JSON string literal of a str (as _json_encode writes it), from the C speedups.
-_encode_str = encode_basestring
 
 # field -> (python type(s), required, max length for str)
 _Schema = dict[str, tuple[type | tuple[type, ...], bool, int]]
@@ -218,7 +216,8 @@ def ack(client_msg_id: str | None, seq: int, ts: int, duplicate: bool) -> Outgoi
         "ts": ts,
         "duplicate": duplicate,
     }
-    cmid = "null" if client_msg_id is None else _encode_str(client_msg_id)
+    # encode_basestring: a str as _json_encode writes it (ensure_ascii=False).
+    cmid = "null" if client_msg_id is None else encode_basestring(client_msg_id)
     return Outgoing(
         frame,
         f'{{"type":"ack","client_msg_id":{cmid},"seq":{int(seq)},"ts":{int(ts)},'

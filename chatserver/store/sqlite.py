@@ -552,9 +552,8 @@ class SqliteStore:
         if not self._hold:
             return
         self._hold = False
-        if self._pending and self.inline and not self._flush_soon:
-            self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._flush_inline)
+        if self._pending and self.inline:
+            self._schedule_flush()
 
     @staticmethod
     def _checkpoint_sync(conn: sqlite3.Connection, mode: str) -> bool:
@@ -629,17 +628,23 @@ class SqliteStore:
         )
         if not self.inline:
             self._wake.set()
-        elif not self._flush_soon:
-            # Commit once this loop iteration's writes are all in (the batch is
-            # everything the ready callbacks of one iteration submitted), or
-            # when the window since the last commit has passed.
-            self._flush_soon = True
-            wait = self._next_commit - loop.time()
-            if wait > 0:
-                loop.call_later(wait, self._flush_inline)
-            else:
-                loop.call_soon(self._flush_inline)
+        else:
+            self._schedule_flush()
         return future
+
+    def _schedule_flush(self) -> None:
+        """Inline: commit once this loop iteration's writes are all in (the batch
+        is everything the ready callbacks of one iteration submitted), or when
+        the window since the last commit has passed."""
+        if self._flush_soon:
+            return
+        self._flush_soon = True
+        loop = self._loop or asyncio.get_running_loop()
+        wait = self._next_commit - loop.time()
+        if wait > 0:
+            loop.call_later(wait, self._flush_inline)
+        else:
+            loop.call_soon(self._flush_inline)
 
     def _flush_inline(self) -> None:
         self._flush_soon = False
@@ -700,7 +705,7 @@ class SqliteStore:
                 self._flush_inline()
             elif len(self._pending) < self.max_batch and not self._closing:
                 # Under load, gather the writes of a window: one commit (and fsync).
-                wait = self._next_commit - asyncio.get_running_loop().time()
+                wait = self._next_commit - (self._loop or asyncio.get_running_loop()).time()
                 if wait > 0:
                     await asyncio.sleep(wait)
             while self._pending:
