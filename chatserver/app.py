@@ -435,6 +435,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 and not settings.redis_url
             ),
             window=settings.store_commit_window,
+            journal=settings.journal_enabled,
+            journal_interval=settings.store_journal_interval,
         )
         await store.open()
         redis: Redis | None = None

@@ -92,6 +92,11 @@ class Settings:
     # other node shares the file (no Redis).
     store_inline_commit: bool | None = None
     store_commit_window: float = 0.0
+    # Messages go to an append-only journal (one write() each) that is copied
+    # into SQLite every store_journal_interval seconds. None: on for a single
+    # node (no Redis) with synchronous OFF or NORMAL.
+    store_journal: bool | None = None
+    store_journal_interval: float = 0.25
     # Attachments.
     max_upload_bytes: int = 10 * 1024 * 1024
     # E-mail. Without smtp_host no mail is sent (tickets work without it).
@@ -138,6 +143,8 @@ class Settings:
         "store_max_batch": int,
         "store_inline_commit": bool,
         "store_commit_window": float,
+        "store_journal": bool,
+        "store_journal_interval": float,
         "max_upload_bytes": int,
         "smtp_host": "optional",
         "smtp_port": int,
@@ -178,6 +185,13 @@ class Settings:
         settings.validate()
         return settings
 
+    @property
+    def journal_enabled(self) -> bool:
+        """Whether messages go through the journal (see ``store_journal``)."""
+        if self.store_journal is not None:
+            return self.store_journal
+        return not self.redis_url and self.store_synchronous.upper() in {"OFF", "NORMAL"}
+
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first unusable value."""
         if not 0 < self.port < 65536:
@@ -188,6 +202,18 @@ class Settings:
             raise ConfigError("max_message_chars: must be positive")
         if not 0 <= self.store_commit_window <= 1:
             raise ConfigError("store_commit_window: seconds between 0 and 1")
+        if not 0.01 <= self.store_journal_interval <= 60:
+            raise ConfigError("store_journal_interval: seconds between 0.01 and 60")
+        if self.store_journal and self.redis_url:
+            raise ConfigError(
+                "store_journal: only for a single node; nodes sharing Redis number"
+                " messages in the database"
+            )
+        if self.store_journal and self.store_synchronous.upper() not in {"OFF", "NORMAL"}:
+            raise ConfigError(
+                "store_journal: the journal does not fsync; use it with"
+                " store_synchronous OFF or NORMAL"
+            )
         if self.presence_ttl <= 0:
             raise ConfigError("presence_ttl: must be positive")
         if self.operator_grace_seconds < 0:

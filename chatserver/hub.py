@@ -631,7 +631,7 @@ class Hub:
             self._evict_if_idle(live)
 
         future = self.store.submit_message(record, committed)
-        if key is not None:
+        if key is not None and not future.done():  # a journal settles at once
             live.inflight[key] = future
         return future
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 
 import httpx
 import pytest
@@ -12,10 +11,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from chatserver.client import ClientError, OperatorClient, VisitorClient
+from tests.stored import connect_stored
 
 
 def count(server, sql, *params):
-    conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+    conn = connect_stored(server.data_dir / "chatserver.sqlite3")
     try:
         return conn.execute(sql, params).fetchone()[0]
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from chatserver.billing import (
     round_up_minutes,
 )
 from chatserver.store.sqlite import connect_sync
+from tests.stored import connect_stored
 
 CFG = BillingConfig()
 HOURLY = Customer("H-1", "Stundenkunde AG", Contract("hourly"))
@@ -618,7 +618,7 @@ def test_cli_time_log_on_a_ticket(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "belongs to customer 'K-1'" in refused.stderr
     refused = run("time", "log", "--customer", "K-1", "--minutes", "10", "--ticket", "8", *d)
     assert refused.returncode == 2 and "unknown ticket #8" in refused.stderr
-    conn = sqlite3.connect(tmp_path / "chatserver.sqlite3")
+    conn = connect_stored(tmp_path / "chatserver.sqlite3")
     try:
         rows = conn.execute("SELECT customer_id, ticket, session_id, seconds FROM time_entries")
         assert list(rows) == [("K-1", 7, "s_abc", 600)]
@@ -660,7 +660,7 @@ REFUSALS = [
 
 
 def assert_nothing_written(data_dir: Path) -> None:
-    conn = sqlite3.connect(data_dir / "chatserver.sqlite3")
+    conn = connect_stored(data_dir / "chatserver.sqlite3")
     try:
         assert conn.execute("SELECT COUNT(*) FROM time_entries").fetchone() == (0,)
         assert conn.execute("SELECT COUNT(*) FROM customers").fetchone() == (1,)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from tests.conftest import ServerProcess
+from tests.stored import connect_stored
 
 
 async def test_visitor_rates_chat_and_board_shows_it(
@@ -30,7 +30,7 @@ async def test_visitor_rates_chat_and_board_shows_it(
         assert err["code"] == "bad_frame"
     await visitor.send_frame({"type": "rate", "score": 4, "comment": "Schnell <b>und</b> nett"})
     assert (await visitor.wait_for("rated"))["score"] == 4
-    conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+    conn = connect_stored(server.data_dir / "chatserver.sqlite3")
     try:
         row = conn.execute(
             "SELECT csat_score, csat_comment FROM sessions WHERE id = ?", (visitor.session_id,)

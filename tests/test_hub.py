@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from chatserver.auth import sign_identity
 from chatserver.client import ClientError, OperatorClient, VisitorClient
+from tests.stored import connect_stored
 
 
 def stored_messages(server, session_id):
-    conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+    conn = connect_stored(server.data_dir / "chatserver.sqlite3")
     try:
         return conn.execute(
             "SELECT seq, sender, text, client_msg_id FROM messages"
@@ -171,6 +171,12 @@ async def test_least_loaded_operator_gets_the_next_chat(server, clients):
         clients.append(v)
         await v.send("hello")
         await v.wait_for("state", lambda f: f["state"] == "assigned")
+        # The visitor may hear of it first: wait for the console before the next chat.
+        for _ in range(500):
+            got = anna.seen("chat_assigned") + ben.seen("chat_assigned")
+            if any(f["chat"]["session_id"] == v.session_id for f in got):
+                break
+            await asyncio.sleep(0.01)
     assert len(anna.seen("chat_assigned")) == 2
     assert len(ben.seen("chat_assigned")) == 2
 

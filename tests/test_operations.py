@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import signal
-import sqlite3
 import sys
 from typing import Any
 
@@ -14,6 +13,7 @@ import httpx
 
 from chatserver.app import JsonFormatter
 from chatserver.client import ClientError, VisitorClient, new_client_msg_id
+from tests.stored import connect_stored
 
 from .conftest import free_port
 
@@ -104,7 +104,7 @@ async def test_sigterm_during_traffic_loses_no_acked_message_and_clients_see_101
     server.proc = None
     assert codes == [1012] * 4
 
-    conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+    conn = connect_stored(server.data_dir / "chatserver.sqlite3")
     stored = {
         (sid, sender, cmid): seq
         for sid, sender, cmid, seq in conn.execute(
@@ -144,7 +144,7 @@ async def test_sigterm_during_traffic_loses_no_acked_message_and_clients_see_101
                 raise AssertionError(exc.frame) from exc
             if cmid in acks:
                 assert seq == acks[cmid]
-        conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+        conn = connect_stored(server.data_dir / "chatserver.sqlite3")
         counts = conn.execute(
             "SELECT client_msg_id, COUNT(*) FROM messages WHERE session_id = ?"
             " AND sender = 'visitor' AND client_msg_id IS NOT NULL GROUP BY client_msg_id",

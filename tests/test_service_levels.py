@@ -21,6 +21,7 @@ from chatserver.store.tickets import TicketStore
 from chatserver.ticketing import OperatorActor, TicketService, VisitorActor
 from chatserver.types import SessionId
 from tests.conftest import ServerProcess
+from tests.stored import connect_stored
 
 LEVELS = ServiceLevels(load_sla_config(None))
 # Monday 2026-11-23 10:00 Europe/Zurich (09:00 UTC).
@@ -143,7 +144,7 @@ async def test_breaches_are_recorded_once_and_not_while_paused(tmp_path: Path) -
         for bad in ({"minutes": 0}, {"minutes": -5}, {"seconds": 10**6}, {"minutes": "x"}, {}):
             with pytest.raises(Exception, match=r"time|minutes"):
                 await service.log_time(who, bad, ticket=late.number)
-        conn = sqlite3.connect(tmp_path / "chatserver.sqlite3")
+        conn = connect_stored(tmp_path / "chatserver.sqlite3")
         try:
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 conn.execute("UPDATE time_entries SET seconds = 1")

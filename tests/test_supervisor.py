@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from chatserver.board import apply_patch
 from chatserver.client import ClientError, OperatorClient, VisitorClient
+from tests.stored import connect_stored
 
 BOARD_ENV = {"CHATSERVER_BOARD_INTERVAL": "0.2"}
 
@@ -49,7 +49,7 @@ class BoardView:
 
 
 def db(server, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+    conn = connect_stored(server.data_dir / "chatserver.sqlite3")
     try:
         return conn.execute(sql, params).fetchall()
     finally:

@@ -19,6 +19,7 @@ import pytest
 from chatserver.client import ClientError
 from chatserver.mail import InboundMail, SmtpListener, parse_inbound
 from tests.conftest import ROOT, ServerProcess, free_port
+from tests.stored import connect_stored
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
@@ -115,7 +116,7 @@ async def chat_with_attachment(srv: ServerProcess, clients: list[Any]) -> tuple[
 
 
 def db(srv: ServerProcess) -> sqlite3.Connection:
-    return sqlite3.connect(srv.data_dir / "chatserver.sqlite3")
+    return connect_stored(srv.data_dir / "chatserver.sqlite3")
 
 
 def count_events(srv: ServerProcess) -> int:
@@ -614,7 +615,7 @@ def test_audit_verify_detects_tampering(tmp_path: Path) -> None:
         )
 
     assert verify().returncode == 0
-    conn = sqlite3.connect(tmp_path / "chatserver.sqlite3")
+    conn = connect_stored(tmp_path / "chatserver.sqlite3")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE ticket_events SET body = '{}' WHERE ticket = 100001")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -661,7 +662,7 @@ def test_mail_ingest_cli(tmp_path: Path) -> None:
     assert result.returncode == 1  # one file was refused
     assert "in.eml: created #100001" in result.stdout
     assert "bad.eml: refused" in result.stderr
-    conn = sqlite3.connect(tmp_path / "chatserver.sqlite3")
+    conn = connect_stored(tmp_path / "chatserver.sqlite3")
     try:
         row = conn.execute("SELECT subject, channel, requester_email FROM tickets").fetchone()
     finally:

@@ -25,6 +25,7 @@ import aiosqlite
 from ..board import ChatStat, OpenChat, SlaClock
 from ..types import OperatorId, Priority, SessionId, SessionState
 from .base import SESSION_UPDATABLE, MessageRecord, OperatorRecord, SessionRecord
+from .journal import COLUMNS, Journal, Row, read_segment
 
 log = logging.getLogger("chatserver.store")
 
@@ -259,6 +260,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 CHECKPOINT_SECONDS = 1.0
 # How long a RESTART checkpoint waits for other writers and readers (ms).
 RESTART_WAIT_MS = 200
+# A journal session with no message for about this long is forgotten (see _forget_idle).
+JOURNAL_IDLE_SECONDS = 10.0
 
 # The seq is numbered inside the statement, under the write lock: every process
 # sharing the file numbers one session's messages without gaps or clashes.
@@ -267,6 +270,12 @@ _INSERT_MESSAGE = (
     " client_msg_id, event, extra) VALUES (?1,"
     " (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1),"
     " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING seq"
+)
+# Copies journal rows (see journal.py); a row already there (a crash came
+# between the copy and the segment's deletion) is skipped.
+_INGEST = (
+    f"INSERT OR IGNORE INTO messages ({', '.join(COLUMNS)})"
+    f" VALUES ({', '.join(['?'] * len(COLUMNS))})"
 )
 _SESSION_COLUMNS = (
     "id, token_hash, state, created_at, visitor_name, visitor_email, page_url, user_agent,"
@@ -299,9 +308,19 @@ class _Write:
     transition: _Transition | None = None
     result: Any = 0
     on_done: Callable[[asyncio.Future[Any]], None] | None = None
+    bulk: bool = False  # params is a sequence of rows for one executemany
 
 
 ANY_OPERATOR: Any = object()
+
+
+@dataclasses.dataclass(slots=True)
+class _Active:
+    """A session with journaled messages: its last seq and its senders' ids."""
+
+    last_seq: int
+    client_ids: dict[tuple[str, str], int]
+    generation: int  # the journal generation of its last message
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -442,13 +461,21 @@ class SqliteStore:
         max_batch: int = 512,
         inline: bool = False,
         window: float = 0.0,
+        journal: bool = False,
+        journal_interval: float = 0.25,
     ) -> None:
         """``inline`` commits on the event loop's thread: no thread hand-off per
         batch, but the loop waits for each commit (and its fsync, if any).
         ``window`` (seconds) spaces commits at least that far apart: a write
         after a quiet spell commits at once, but under load the writes of a
         whole window share one commit (and fsync), each waiting at most
-        ``window`` longer for its ack."""
+        ``window`` longer for its ack.
+
+        ``journal`` stores messages in an append-only journal (see
+        :mod:`~chatserver.store.journal`): :meth:`submit_message` settles at
+        once, and every ``journal_interval`` seconds (and before any read of
+        messages) the journal is copied into the database in one transaction.
+        Only for a store no other process writes to."""
         self.path = path
         self.inline = inline
         self.window = window
@@ -476,11 +503,40 @@ class SqliteStore:
         self.wal_restarts = 0
         # Called with (writes, seconds) after every commit (metrics); must not raise.
         self.on_batch: Callable[[int, float], None] | None = None
+        # Journal mode (see __init__).
+        self._journal = Journal(path.with_name(path.name + ".msglog")) if journal else None
+        self.journal_interval = journal_interval
+        self._seed: sqlite3.Connection | None = None
+        self._active: dict[SessionId, _Active] = {}
+        # Incremented by every copy as it starts: a message journaled in
+        # generation g is in the database once the copy that started g + 1 is.
+        self._generation = 0
+        # Rows of a copy that failed, tried again with the next one.
+        self._retry: list[Row] = []
+        self._copying = asyncio.Lock()
+        # _forget_idle: when it last ran, and the generation copied then.
+        self._forgot_at = time.monotonic()
+        self._forget_mark = 0
+        self._copier: asyncio.Task[None] | None = None
+        self.journal_copies = 0
+        self.journal_rows = 0
 
     # -- lifecycle ---------------------------------------------------------
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(lambda: connect_sync(self.path).close())
+        if self._journal is not None:
+            left = self._journal.open()
+            try:
+                await asyncio.to_thread(self._recover_journal, left)
+                self._journal.start()
+                self._journal.accepting = True
+            except BaseException:
+                self._journal.close()
+                raise
+            # Reads on the loop's thread, once per session that starts a burst.
+            self._seed = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            self._copier = asyncio.create_task(self._copy_loop(), name="store-journal")
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._wconn = await self._in_writer(self._connect_writer)
         self._reader = await self._connect()
@@ -582,6 +638,15 @@ class SqliteStore:
         return conn
 
     async def close(self) -> None:
+        if self._journal is not None:
+            if self._copier is not None:
+                self._copier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._copier
+                self._copier = None
+            self._journal.refuse()
+            with contextlib.suppress(Exception):
+                await self.sync_journal()
         self._closing = True
         self._wake.set()
         if self._task is not None:
@@ -601,6 +666,11 @@ class SqliteStore:
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
+        if self._seed is not None:
+            self._seed.close()
+            self._seed = None
+        if self._journal is not None:
+            self._journal.close()
 
     @property
     def healthy(self) -> bool:
@@ -615,6 +685,7 @@ class SqliteStore:
         *,
         transition: _Transition | None = None,
         on_done: Callable[[asyncio.Future[Any]], None] | None = None,
+        bulk: bool = False,
     ) -> asyncio.Future[Any]:
         loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -624,7 +695,9 @@ class SqliteStore:
                 on_done(future)
             return future
         self._pending.append(
-            _Write(sql, params, future, message, transition=transition, on_done=on_done)
+            _Write(
+                sql, params, future, message, transition=transition, on_done=on_done, bulk=bulk
+            )
         )
         if not self.inline:
             self._wake.set()
@@ -773,6 +846,12 @@ class SqliteStore:
             start = 0
             while start < len(batch):
                 write = batch[start]
+                if write.bulk:
+                    before = conn.total_changes
+                    conn.executemany(write.sql, write.params)
+                    write.result = conn.total_changes - before
+                    start += 1
+                    continue
                 if write.transition is not None:
                     self._transition_sync(conn, write)
                     start += 1
@@ -864,9 +943,156 @@ class SqliteStore:
 
         It fails with :class:`DuplicateMessage` if the sender's ``client_msg_id``
         is already stored. ``on_done`` runs with the settled future as the
-        batch settles, in commit order.
+        batch settles, in commit order. With the journal, both happen before
+        this returns.
         """
+        if self._journal is not None:
+            return self._journal_message(message, on_done)
         return self._submit(_INSERT_MESSAGE, (), message, on_done=on_done)
+
+    # -- journal -------------------------------------------------------------
+    def _recover_journal(self, segments: list[Path]) -> None:
+        """On a thread, before serving: copy what a previous process journaled."""
+        if not segments:
+            return
+        conn = connect_sync(self.path)
+        try:
+            for path in segments:
+                rows, whole = read_segment(path)
+                conn.execute("BEGIN IMMEDIATE")
+                before = conn.total_changes
+                conn.executemany(_INGEST, rows)
+                conn.execute("COMMIT")
+                log.info(
+                    "journal %s: %d messages, %d new", path.name, len(rows),
+                    conn.total_changes - before,
+                )
+                if whole:
+                    path.unlink()
+                else:
+                    path.rename(path.with_suffix(".bad"))
+        finally:
+            conn.close()
+
+    def _activate(self, session_id: SessionId) -> _Active:
+        """The journal's view of a session, from the database (complete there:
+        see :meth:`sync_journal`)."""
+        conn = self._seed
+        assert conn is not None
+        (last,) = conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        ids = {
+            (sender, cmid): seq
+            for sender, cmid, seq in conn.execute(
+                "SELECT sender, client_msg_id, seq FROM messages"
+                " WHERE session_id = ? AND client_msg_id IS NOT NULL",
+                (session_id,),
+            )
+        }
+        active = self._active[session_id] = _Active(int(last), ids, self._generation)
+        return active
+
+    def _journal_message(
+        self, m: MessageRecord, on_done: Callable[[asyncio.Future[int]], None] | None
+    ) -> asyncio.Future[int]:
+        journal = self._journal
+        assert journal is not None
+        future: asyncio.Future[int] = (self._loop or asyncio.get_running_loop()).create_future()
+        sid = m.session_id
+        try:
+            if not journal.accepting:
+                raise RuntimeError("store is closed")
+            active = self._active.get(sid) or self._activate(sid)
+            key = (m.sender, m.client_msg_id) if m.client_msg_id is not None else None
+            known = active.client_ids.get(key) if key is not None else None
+            if known is not None:
+                raise DuplicateMessage(known)
+            seq = active.last_seq + 1
+            journal.append(
+                (
+                    sid,
+                    seq,
+                    m.ts,
+                    m.sender,
+                    m.sender_id,
+                    m.author,
+                    m.text,
+                    m.client_msg_id,
+                    m.event,
+                    json.dumps(m.extra, separators=(",", ":")) if m.extra else None,
+                )
+            )
+        except (OSError, sqlite3.Error, RuntimeError, DuplicateMessage) as exc:
+            if not isinstance(exc, DuplicateMessage):
+                log.error("journal write failed for %s: %s", sid, exc)
+            future.set_exception(exc)
+        else:
+            m.seq = active.last_seq = seq
+            if key is not None:
+                active.client_ids[key] = seq
+            active.generation = self._generation
+            self.writes += 1
+            future.set_result(seq)
+        if on_done is not None:
+            try:
+                on_done(future)
+            except Exception:
+                log.exception("store callback failed")
+        return future
+
+    def _journal_dirty(self) -> bool:
+        assert self._journal is not None
+        return bool(self._journal.pending or self._retry or self._copying.locked())
+
+    async def _copy_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.journal_interval)
+            try:
+                await self.sync_journal()
+            except Exception:
+                log.exception("copying the journal failed; trying again")
+
+    async def sync_journal(self) -> None:
+        """Copy every journaled message into the database (in one transaction,
+        through the group commit) and delete the copied segments. Reads of
+        messages wait for this, so they see every acknowledged message."""
+        journal = self._journal
+        if journal is None:
+            return
+        async with self._copying:
+            if not journal.pending and not self._retry:
+                return
+            rows = self._retry + journal.rotate()
+            self._retry = []
+            segments = len(journal.closed)
+            copied = self._generation  # every generation up to this one
+            self._generation += 1
+            try:
+                added = await self._submit(_INGEST, tuple(rows), bulk=True)
+            except BaseException:
+                self._retry = rows + self._retry
+                raise
+            if added != len(rows):
+                log.error("journal copy: %d of %d rows were already stored", len(rows) - added,
+                          len(rows))
+            journal.ingested(segments)
+            self.journal_copies += 1
+            self.journal_rows += len(rows)
+            self._forget_idle(copied)
+
+    def _forget_idle(self, copied: int) -> None:
+        """Forget the sessions whose messages are all in the database and that
+        have been idle for ``JOURNAL_IDLE_SECONDS`` (the next message of one
+        reads its state back); not after every copy, nor scanning every time."""
+        now = time.monotonic()
+        if now - self._forgot_at < JOURNAL_IDLE_SECONDS:
+            return
+        self._forgot_at = now
+        idle_before = min(copied, self._forget_mark)
+        self._forget_mark = copied
+        for sid in [s for s, a in self._active.items() if a.generation < idle_before]:
+            del self._active[sid]
 
     def submit_session(self, record: SessionRecord) -> asyncio.Future[int]:
         return self._submit(
@@ -912,6 +1138,9 @@ class SqliteStore:
 
     # -- reads -------------------------------------------------------------
     async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run a read; one of messages first copies the journal (read your writes)."""
+        if self._journal is not None and "messages" in sql and self._journal_dirty():
+            await self.sync_journal()
         assert self._reader is not None
         async with self._reader.execute(sql, params) as cursor:
             return list(await cursor.fetchall())

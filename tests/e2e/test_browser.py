@@ -8,12 +8,13 @@ visitor and the operator are as separate as two people on two machines.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from typing import Any
 
 import pytest
 from playwright.async_api import Dialog, Locator, Page, expect
+
+from tests.stored import connect_stored
 
 from .conftest import TIMEOUT_MS, Pages, chromium_problem
 
@@ -387,7 +388,7 @@ async def test_operator_closes_chat_and_visitor_starts_new_one(server: Any, page
     await expect(w.get_by_test_id("rate")).to_have_text("Thank you for your rating!")
 
     def rating() -> int | None:
-        conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+        conn = connect_stored(server.data_dir / "chatserver.sqlite3")
         try:
             row = conn.execute(
                 "SELECT csat_score FROM sessions WHERE id = ?", (first_id,)

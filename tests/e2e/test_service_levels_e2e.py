@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 from typing import Any
 
 import pytest
 from playwright.async_api import Locator, Page, expect
 
 from chatserver.auth import sign_identity
+from tests.stored import connect_stored
 
 from .conftest import Pages
 from .test_browser import (
@@ -86,7 +86,7 @@ async def open_identified_widget(pages: Pages, server: Any, ident: dict[str, str
 
 def time_entries(server: Any, session_id: str) -> list[tuple[str, int]]:
     """(operator_id, seconds) of every time entry logged on a chat."""
-    conn = sqlite3.connect(server.data_dir / "chatserver.sqlite3")
+    conn = connect_stored(server.data_dir / "chatserver.sqlite3")
     try:
         rows = conn.execute(
             "SELECT operator_id, seconds FROM time_entries WHERE session_id = ? ORDER BY id",

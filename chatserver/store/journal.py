@@ -1,0 +1,187 @@
+"""Append-only message journal: a message is durable once one ``write()`` returns.
+
+A single node (no other process writes the SQLite file) stores a chat message
+by appending it, msgpack-encoded, to the current journal segment: one system
+call, no transaction, on the caller's step. The data is then in the kernel's
+page cache, so it survives a ``kill -9`` of the server (the same promise as a
+SQLite commit with ``synchronous=NORMAL``, which does not fsync either).
+:class:`~chatserver.store.sqlite.SqliteStore` copies the journal into its
+``messages`` table every fraction of a second in one transaction (a bulk
+insert: a fraction of the cost of a commit per message), then deletes the
+segments it copied. After a crash it copies what is left before it serves.
+
+A segment is a plain stream of msgpack arrays, one per message, in the order
+of the ``messages`` columns. A torn last record (the process died inside a
+write) is dropped: its message was never acknowledged. A segment that does not
+decode is kept beside the others as ``*.bad`` after its readable part is saved.
+
+Only one process may use a journal directory: :meth:`Journal.open` takes an
+exclusive ``flock`` and fails with :class:`JournalBusy` otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+log = logging.getLogger("chatserver.store")
+
+# A journal row: the values of the ``messages`` columns, in order.
+Row = tuple[Any, ...]
+COLUMNS = (
+    "session_id",
+    "seq",
+    "ts",
+    "sender",
+    "sender_id",
+    "author",
+    "text",
+    "client_msg_id",
+    "event",
+    "extra",
+)
+_SUFFIX = ".seg"
+
+
+class JournalBusy(RuntimeError):
+    """Another process holds this journal directory."""
+
+
+def _valid(row: Any) -> bool:
+    return (
+        isinstance(row, list)
+        and len(row) == len(COLUMNS)
+        and isinstance(row[0], str)
+        and isinstance(row[1], int)
+        and isinstance(row[2], int)
+        and isinstance(row[3], str)
+        and isinstance(row[6], str)
+    )
+
+
+def read_segment(path: Path) -> tuple[list[Row], bool]:
+    """The rows of a segment, and whether all of it decoded (a torn last
+    record counts as decoded: it was never acknowledged)."""
+    data = path.read_bytes()
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1024))
+    unpacker.feed(data)
+    rows: list[Row] = []
+    try:
+        for item in unpacker:
+            if not _valid(item):
+                log.error("journal %s: record %d is not a message row", path, len(rows))
+                return rows, False
+            rows.append(tuple(item))
+    except (ValueError, msgpack.UnpackException) as exc:
+        log.error("journal %s: undecodable after record %d: %s", path, len(rows), exc)
+        return rows, False
+    torn = len(data) - unpacker.tell()
+    if torn:
+        log.warning("journal %s: dropped a torn last record (%d bytes)", path, torn)
+    return rows, True
+
+
+class Journal:
+    """The segments of one directory; the current one takes appends."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._offset = 0
+        self._next = 1
+        self._packer = msgpack.Packer(use_bin_type=True)
+        # Rows appended since the last rotate(), in order.
+        self.pending: list[Row] = []
+        # Closed segments whose rows have not been ingested yet, oldest first.
+        self.closed: list[Path] = []
+        self.appended = 0
+        # Appends are refused unless True (set by the owner once it serves).
+        self.accepting = False
+
+    def open(self) -> list[Path]:
+        """Lock the directory; return the segments a previous process left
+        behind (oldest first). Call :meth:`start` once they are ingested."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalBusy(
+                f"{self.directory} is in use by another process: nodes sharing one"
+                " database need Redis (--redis-url)"
+            ) from None
+        self._lock_fd = fd
+        left = sorted(self.directory.glob("*" + _SUFFIX))
+        numbers = [int(p.stem) for p in left if p.stem.isdigit()]
+        self._next = max(numbers, default=0) + 1
+        return left
+
+    def start(self) -> None:
+        """Open a fresh segment for appends."""
+        path = self.directory / f"{self._next:012d}{_SUFFIX}"
+        self._next += 1
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        self._path = path
+        self._offset = 0
+
+    def refuse(self) -> None:
+        """Refuse appends from now on (the owner is closing)."""
+        self.accepting = False
+
+    def append(self, row: Row) -> None:
+        """Write ``row`` to the current segment; durable (against a process
+        crash) when this returns. On an error nothing of it stays written."""
+        fd = self._fd
+        if fd is None:
+            raise RuntimeError("journal is closed")
+        data = self._packer.pack(row)
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # a short write: disk full, or a signal
+                written += os.write(fd, data[written:])
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._offset)
+            raise
+        self._offset += len(data)
+        self.pending.append(row)
+        self.appended += 1
+
+    def rotate(self) -> list[Row]:
+        """Close the current segment (onto :attr:`closed`), start a new one and
+        return the rows appended since the last rotate."""
+        rows, self.pending = self.pending, []
+        if self._fd is not None and self._path is not None:
+            os.close(self._fd)
+            self._fd = None
+            self.closed.append(self._path)
+        self.start()
+        return rows
+
+    def ingested(self, count: int) -> None:
+        """The oldest ``count`` closed segments are in the database: delete them."""
+        done, self.closed = self.closed[:count], self.closed[count:]
+        for path in done:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def close(self) -> None:
+        """Close the current segment (deleted if empty) and unlock."""
+        if self._fd is not None and self._path is not None:
+            os.close(self._fd)
+            self._fd = None
+            if self._offset == 0 and not self.pending:
+                with contextlib.suppress(FileNotFoundError):
+                    self._path.unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

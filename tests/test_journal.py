@@ -1,0 +1,218 @@
+"""The message journal: settle at once, copy into SQLite, recover after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+
+import msgpack
+import pytest
+
+from chatserver.config import ConfigError, Settings
+from chatserver.store import sqlite as sqlite_store
+from chatserver.store.base import MessageRecord, SessionRecord
+from chatserver.store.journal import Journal, JournalBusy, read_segment
+from chatserver.store.sqlite import DuplicateMessage, SqliteStore
+from chatserver.types import SessionId, SessionState
+
+
+def msg(session: str, cmid: str | None = None, text: str = "hi") -> MessageRecord:
+    return MessageRecord(SessionId(session), 0, 1000, "visitor", None, "V", text, cmid)
+
+
+def db_rows(path, session="s1"):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT seq, text, client_msg_id FROM messages WHERE session_id = ? ORDER BY seq",
+            (session,),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def segments(path):
+    return sorted(path.with_name(path.name + ".msglog").glob("*.seg"))
+
+
+async def open_store(path, interval=60.0) -> SqliteStore:
+    store = SqliteStore(path, inline=True, synchronous="NORMAL", journal=True,
+                        journal_interval=interval)
+    await store.open()
+    return store
+
+
+async def test_messages_settle_at_once_and_reads_see_them(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    seen = []
+    futures = [store.submit_message(msg("s1", f"c{i}", f"t{i}"), seen.append) for i in range(5)]
+    # Settled (and on_done run) before submit_message returned: no commit yet.
+    assert [f.result() for f in futures] == [1, 2, 3, 4, 5]
+    assert seen == futures
+    assert db_rows(path) == [] and store.batches == 0
+    # Reads of messages copy the journal first.
+    rows = await store.messages_after(SessionId("s1"), 2, 10)
+    assert [(r.seq, r.text) for r in rows] == [(3, "t2"), (4, "t3"), (5, "t4")]
+    assert [r[0] for r in db_rows(path)] == [1, 2, 3, 4, 5]
+    assert store.journal_copies == 1 and store.journal_rows == 5
+    assert segments(path) == [segments(path)[-1]]  # the copied segment is gone
+    await store.close()
+
+
+async def test_seq_continues_from_the_database_and_duplicates_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite3"
+    plain = SqliteStore(path)
+    await plain.open()
+    assert await plain.submit_message(msg("s1", "a")) == 1
+    assert await plain.submit_message(msg("s1", "b")) == 2
+    await plain.close()
+
+    store = await open_store(path)
+    assert store.submit_message(msg("s1", "c")).result() == 3
+    dup_old = store.submit_message(msg("s1", "a"))  # stored before the journal
+    dup_new = store.submit_message(msg("s1", "c"))  # stored in the journal
+    for fut, seq in ((dup_old, 1), (dup_new, 3)):
+        with pytest.raises(DuplicateMessage) as err:
+            fut.result()
+        assert err.value.seq == seq
+    assert store.submit_message(msg("s1", None)).result() == 4  # no gap
+    assert store.submit_message(msg("s2", "a")).result() == 1  # per session
+    await store.sync_journal()
+    # Copies forget sessions idle since the copy before the last one; the
+    # next message reads them back from the database.
+    monkeypatch.setattr(sqlite_store, "JOURNAL_IDLE_SECONDS", 0.0)
+    for n in range(2):
+        store.submit_message(msg("s2", f"more{n}"))
+        await store.sync_journal()
+    assert SessionId("s1") not in store._active and SessionId("s2") in store._active
+    assert store.submit_message(msg("s1", "d")).result() == 5
+    with pytest.raises(DuplicateMessage):
+        store.submit_message(msg("s1", "c")).result()
+    await store.close()
+    assert [r[0] for r in db_rows(path)] == [1, 2, 3, 4, 5]
+    assert segments(path) == []  # a clean close leaves no journal
+
+
+async def test_the_copy_runs_on_its_own_every_interval(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path, interval=0.05)
+    for i in range(3):
+        store.submit_message(msg("s1", f"c{i}"))
+    for _ in range(100):
+        if len(db_rows(path)) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert len(db_rows(path)) == 3
+    await store.close()
+
+
+async def test_a_crash_leaves_segments_that_the_next_open_copies(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    await store.submit_session(SessionRecord(SessionId("s1"), "h", SessionState.NEW, 0.0))
+    for i in range(3):
+        store.submit_message(msg("s1", f"c{i}", f"t{i}"))
+    await store.sync_journal()
+    for i in range(3, 5):
+        store.submit_message(msg("s1", f"c{i}", f"t{i}"))
+    # A crash: the process forgets what it had not copied yet (its connections
+    # and the journal's lock end with it, here by the close).
+    assert store._journal is not None
+    store._journal.pending.clear()
+    await store.close()
+    assert [r[0] for r in db_rows(path)] == [1, 2, 3]
+    assert len(segments(path)) == 1
+
+    again = await open_store(path)
+    assert [r[0] for r in db_rows(path)] == [1, 2, 3, 4, 5]
+    assert (await again.session(SessionId("s1"))).last_seq == 5
+    assert again.submit_message(msg("s1", "c9")).result() == 6
+    dup = again.submit_message(msg("s1", "c4"))
+    with pytest.raises(DuplicateMessage):
+        dup.result()
+    await again.close()
+
+
+async def test_recovery_is_idempotent_and_drops_a_torn_last_record(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    journal_dir = path.with_name(path.name + ".msglog")
+    journal_dir.mkdir()
+    rows = [("s1", n, 1000, "visitor", None, "V", f"t{n}", f"c{n}", None, None) for n in (1, 2)]
+    data = b"".join(msgpack.packb(r) for r in rows)
+    third = msgpack.packb(("s1", 3, 1000, "visitor", None, "V", "never acked", "c3", None, None))
+    # Two segments with the same rows (a crash after a copy, before the delete)
+    # and a torn write at the end of the second.
+    (journal_dir / "000000000001.seg").write_bytes(data)
+    (journal_dir / "000000000002.seg").write_bytes(data + third[:-4])
+    store = await open_store(path)
+    assert db_rows(path) == [(1, "t1", "c1"), (2, "t2", "c2")]
+    assert store.submit_message(msg("s1", "x")).result() == 3
+    await store.close()
+    assert not (journal_dir / "000000000001.seg").exists()
+
+
+async def test_a_corrupt_segment_is_saved_as_far_as_it_reads_and_kept_aside(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    journal_dir = path.with_name(path.name + ".msglog")
+    journal_dir.mkdir()
+    good = msgpack.packb(("s1", 1, 1000, "visitor", None, "V", "kept", "c1", None, None))
+    bad = msgpack.packb({"not": "a row"})
+    (journal_dir / "000000000007.seg").write_bytes(good + bad + good)
+    assert read_segment(journal_dir / "000000000007.seg")[1] is False
+    store = await open_store(path)
+    assert db_rows(path) == [(1, "kept", "c1")]
+    assert (journal_dir / "000000000007.bad").exists()
+    # New segments number on after the ones found.
+    assert all(int(p.stem) > 7 for p in segments(path))
+    await store.close()
+
+
+async def test_a_second_process_cannot_share_the_journal(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    other = Journal(path.with_name(path.name + ".msglog"))
+    with pytest.raises(JournalBusy, match="Redis"):
+        other.open()
+    await store.close()
+    other.open()  # free again after the close
+    other.close()
+
+
+async def test_a_failed_write_leaves_nothing_and_the_store_goes_on(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    journal = store._journal
+    assert journal is not None
+    assert store.submit_message(msg("s1", "a")).result() == 1
+    real_fd = journal._fd
+    journal._fd = os.open(os.devnull, os.O_RDONLY)  # write() fails: EBADF
+    failed = store.submit_message(msg("s1", "b"))
+    with pytest.raises(OSError):
+        failed.result()
+    os.close(journal._fd)
+    journal._fd = real_fd
+    assert store.submit_message(msg("s1", "b")).result() == 2  # no gap, no dup
+    await store.close()
+    assert [r[2] for r in db_rows(path)] == ["a", "b"]
+
+
+async def test_after_close_messages_are_refused(tmp_path):
+    store = await open_store(tmp_path / "s.sqlite3")
+    await store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.submit_message(msg("s1", "a")).result()
+
+
+def test_settings_turn_the_journal_on_for_a_single_node_only():
+    assert Settings().journal_enabled
+    assert not Settings(redis_url="redis://127.0.0.1:6379/0").journal_enabled
+    assert not Settings(store_synchronous="FULL").journal_enabled
+    assert not Settings(store_journal=False).journal_enabled
+    with pytest.raises(ConfigError, match="single node"):
+        Settings(store_journal=True, redis_url="redis://x").validate()
+    with pytest.raises(ConfigError, match="fsync"):
+        Settings(store_journal=True, store_synchronous="FULL").validate()
+    with pytest.raises(ConfigError, match="store_journal_interval"):
+        Settings(store_journal_interval=0).validate()
