@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
 from chatserver.auth import sign_identity
 from chatserver.client import ClientError, OperatorClient, VisitorClient
+from chatserver.store.journal import read_segment
 from tests.stored import connect_stored
 
 
@@ -379,6 +381,47 @@ async def test_acked_messages_survive_kill_9_and_restart(server, clients):
     assert [c["session_id"] for c in op2.welcome["chats"]] == [v.session_id]
     # Messages continue after the last stored seq.
     assert await v2.send("after restart") == max(seqs) + 1
+
+
+async def test_messages_only_in_the_journal_survive_kill_9(make_server, clients):
+    # No copy into SQLite on a timer: what the kill finds is only in the journal.
+    server = make_server({"CHATSERVER_STORE_JOURNAL_INTERVAL": "60"})
+    server.start()
+    server.add_operator("anna")
+    op = await server.operator("anna")
+    v = await server.visitor(name="Journal")
+    await v.send("first")
+    await op.next_chat()  # its history replay copies the journal: "first" is in SQLite
+    acked = [await v.send(f"late {i}") for i in range(20)]
+    acked.append(await op.send_to(v.session_id, "operator late"))
+    db = server.data_dir / "chatserver.sqlite3"
+    raw = sqlite3.connect(db)
+    in_db = {r[0] for r in raw.execute("SELECT seq FROM messages WHERE session_id = ?",
+                                        (v.session_id,))}
+    raw.close()
+    segments = sorted((server.data_dir / "chatserver.sqlite3.msglog").glob("*.seg"))
+    journaled = {r[1] for seg in segments for r in read_segment(seg)[0]}
+    assert set(acked) <= journaled and not set(acked) & in_db
+    token = v.token
+    server.kill9()
+    server.start()
+    v2 = await VisitorClient.connect(server.url, token=token, last_seq=0)
+    clients.append(v2)
+    await v2.wait_for("replay_done")
+    texts = [f["text"] for f in v2.seen("message") if not f.get("event")]
+    assert texts == ["first", *[f"late {i}" for i in range(20)], "operator late"]
+    seqs = [f["seq"] for f in v2.seen("message")]
+    assert seqs == sorted(set(seqs))
+    assert await v2.send("after restart") == max(seqs) + 1
+    # The restart copied the old segments into SQLite and deleted them.
+    assert not any(p.exists() for p in segments)
+    raw = sqlite3.connect(db)
+    stored = {
+        r[0]
+        for r in raw.execute("SELECT seq FROM messages WHERE session_id = ?", (v.session_id,))
+    }
+    raw.close()
+    assert set(acked) <= stored
 
 
 async def test_waiting_queue_survives_restart(server, clients):

@@ -216,3 +216,22 @@ def test_settings_turn_the_journal_on_for_a_single_node_only():
         Settings(store_journal=True, store_synchronous="FULL").validate()
     with pytest.raises(ConfigError, match="store_journal_interval"):
         Settings(store_journal_interval=0).validate()
+
+
+async def test_a_store_without_journal_copies_one_left_behind(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    for i in range(3):
+        store.submit_message(msg("s1", f"c{i}"))
+    store._journal.pending.clear()  # a crash: only the segment has them
+    await store.close()
+    assert db_rows(path) == [] and len(segments(path)) == 1
+    # The node comes back sharing the database (no journal of its own).
+    shared = SqliteStore(path)
+    await shared.open()
+    assert [r[0] for r in db_rows(path)] == [1, 2, 3]
+    assert segments(path) == []
+    assert await shared.submit_message(msg("s1", "c3")) == 4
+    with pytest.raises(DuplicateMessage):
+        await shared.submit_message(msg("s1", "c1"))
+    await shared.close()

@@ -25,7 +25,7 @@ import aiosqlite
 from ..board import ChatStat, OpenChat, SlaClock
 from ..types import OperatorId, Priority, SessionId, SessionState
 from .base import SESSION_UPDATABLE, MessageRecord, OperatorRecord, SessionRecord
-from .journal import COLUMNS, Journal, Row, read_segment
+from .journal import COLUMNS, Journal, JournalBusy, Row, read_segment
 
 log = logging.getLogger("chatserver.store")
 
@@ -525,6 +525,8 @@ class SqliteStore:
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(lambda: connect_sync(self.path).close())
+        if self._journal is None:
+            await self._recover_foreign_journal()
         if self._journal is not None:
             left = self._journal.open()
             try:
@@ -973,6 +975,23 @@ class SqliteStore:
                     path.rename(path.with_suffix(".bad"))
         finally:
             conn.close()
+
+    async def _recover_foreign_journal(self) -> None:
+        """Without a journal of our own: copy the segments a single node left
+        (it crashed, and the node now starts with Redis or ``FULL``)."""
+        directory = self.path.with_name(self.path.name + ".msglog")
+        if not directory.is_dir() or not any(directory.glob("*.seg")):
+            return
+        journal = Journal(directory)
+        try:
+            left = journal.open()
+        except JournalBusy:
+            log.warning("%s is in use by a single-node process; not copying it", directory)
+            return
+        try:
+            await asyncio.to_thread(self._recover_journal, left)
+        finally:
+            journal.close()
 
     def _activate(self, session_id: SessionId) -> _Active:
         """The journal's view of a session, from the database (complete there:
