@@ -70,7 +70,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "bench-password"
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 SETTLE_SECONDS = 1.5  # > queue_update_interval: the post-assignment queue broadcast is done
-SCENARIOS = ("relay", "relay-ack", "chat-full", "chat-normal")
+SCENARIOS = ("relay", "relay-ack", "chat-full", "chat-normal", "chat-b")
 SETUP_TIMEOUT = 20.0
 NOISY_CORES = 0.2  # other processes busier than this during a run make it "noisy"
 NOISY_STEAL = 0.05  # so does a hypervisor stealing more than this share of the CPUs
@@ -192,7 +192,8 @@ def _python(profile_out: Path | None) -> list[str]:
 
 
 def chat_server(
-    data_dir: Path, synchronous: str, profile_out: Path | None = None, root: Path = ROOT
+    data_dir: Path, synchronous: str, profile_out: Path | None = None, root: Path = ROOT,
+    extra_env: dict[str, str] | None = None, name: str | None = None,
 ) -> ServerProcess:
     """``python -m chatserver serve`` run from ``root`` (another checkout for A/B runs)."""
     port = free_port()
@@ -206,10 +207,11 @@ def chat_server(
         "CHATSERVER_SECRET_KEY": SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+        **(extra_env or {}),
     }
     argv = [*_python(profile_out), "-m", "chatserver", "serve", "--port", str(port),
             "--data-dir", str(data_dir)]
-    return ServerProcess(f"chat-{synchronous.lower()}", argv, env, port,
+    return ServerProcess(name or f"chat-{synchronous.lower()}", argv, env, port,
                          data_dir / "server.log", cwd=root)
 
 
@@ -681,9 +683,14 @@ async def run_one(args: argparse.Namespace, scenario: str, work: Path, rep: int)
         pstats_out.unlink(missing_ok=True)
     if scenario.startswith("relay"):
         server = relay_server(work, pstats_out, ack=scenario == "relay-ack")
+    elif scenario == "chat-b":
+        # The A/B side: chat-normal from --chat-b-root/--chat-b-commit with --chat-b-env.
+        server = chat_server(work / f"{scenario}-{rep}", "NORMAL", pstats_out,
+                             args.chat_b_root or args.chat_root, args.chat_b_env, "chat-b")
     else:
         sync = scenario.split("-", 1)[1].upper()
         server = chat_server(work / f"{scenario}-{rep}", sync, pstats_out, args.chat_root)
+    if not scenario.startswith("relay"):
         server.operator_ids = add_operators(server.log.parent / "chatserver.sqlite3", args.pairs, 1)
     server.profile_out = pstats_out
     server.start()
@@ -722,6 +729,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.chat_commit:
         args.chat_root = work / "src"
         commit = export_commit(args.chat_commit, args.chat_root)
+    if args.chat_b_commit:
+        args.chat_b_root = work / "src-b"
+        export_commit(args.chat_b_commit, args.chat_b_root)
     code = code_info(args.chat_root)
     if commit is not None:
         code["commit"], code["uncommitted"] = commit, []
@@ -995,6 +1005,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="shell command run during each measured phase and stopped with SIGINT "
                         "after it; {pid} and {scenario} are filled in, e.g. "
                         "'strace -c -f -o /tmp/{scenario}.strace -p {pid}'")
+    p.add_argument("--chat-b-root", metavar="DIR", type=Path, default=None,
+                   help="scenario chat-b: run chat-normal from this source tree (A/B in one run)")
+    p.add_argument("--chat-b-commit", metavar="REV", default=None,
+                   help="scenario chat-b: run chat-normal from this git commit")
+    p.add_argument("--chat-b-env", metavar="KEY=VALUE", action="append", default=[],
+                   help="scenario chat-b: an extra environment variable of its server "
+                        "(repeatable), e.g. CHATSERVER_STORE_JOURNAL_INTERVAL=1")
     p.add_argument("--from-json", metavar="PATH", default=None,
                    help="measure nothing: print (and with --json rewrite) a saved report")
     p.add_argument("--json", metavar="PATH", default=None, help="write the report as JSON")
@@ -1005,6 +1022,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for s in args.scenarios:
         if s not in SCENARIOS:
             p.error(f"unknown scenario {s!r}")
+    env_b = {}
+    for item in args.chat_b_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--chat-b-env wants KEY=VALUE, not {item!r}")
+        env_b[key] = value
+    args.chat_b_env = env_b
     return args
 
 
