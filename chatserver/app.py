@@ -464,6 +464,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         else:
             hub = Hub(settings, store, MemoryPresence(), MemoryBus())
         store.on_batch = hub.metrics.observe_batch
+        if store.journal_enabled:
+            hub.metrics.watch_journal(store)
         await hub.start()
         if settings.demo_operator:
             await ensure_demo_operator(store)

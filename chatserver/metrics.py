@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,7 +30,12 @@ from prometheus_client import (
     Info,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from . import __version__
@@ -137,6 +143,45 @@ class FastHistogram(Collector):
         yield family
 
 
+class JournalStats(Protocol):
+    """What :class:`_JournalCollector` reads (``SqliteStore`` has it)."""
+
+    @property
+    def journal_pending(self) -> int: ...
+
+    journal_copies: int
+    journal_rows: int
+    journal_copy_failures: int
+
+
+class _JournalCollector(Collector):
+    def __init__(self, store: JournalStats) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.store
+        yield GaugeMetricFamily(
+            PREFIX + "journal_pending_messages",
+            "Acked messages in the journal not copied into the database yet.",
+            value=s.journal_pending,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "journal_copies",
+            "Copies of the message journal into the database.",
+            value=s.journal_copies,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "journal_copied_messages",
+            "Messages copied from the journal into the database.",
+            value=s.journal_rows,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "journal_copy_failures",
+            "Copies of the journal that failed (their messages are kept and tried again).",
+            value=s.journal_copy_failures,
+        )
+
+
 class Metrics:
     """All series of one chatserver app, in its own :class:`CollectorRegistry`."""
 
@@ -219,6 +264,10 @@ class Metrics:
             self.tickets_created_total.labels(channel=channel)
         for result in MAIL_RESULTS:
             self.mail_sent_total.labels(result=result)
+
+    def watch_journal(self, store: JournalStats) -> None:
+        """Expose ``store``'s message journal, read at scrape time."""
+        self.registry.register(_JournalCollector(store))
 
     def observe_batch(self, size: int, seconds: float) -> None:
         """One group commit of ``size`` writes that took ``seconds`` (store hook)."""

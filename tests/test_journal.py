@@ -235,3 +235,23 @@ async def test_a_store_without_journal_copies_one_left_behind(tmp_path):
     with pytest.raises(DuplicateMessage):
         await shared.submit_message(msg("s1", "c1"))
     await shared.close()
+
+
+async def test_a_failed_copy_keeps_its_messages_and_the_next_one_stores_them(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    for i in range(3):
+        store.submit_message(msg("s1", f"c{i}"))
+    monkeypatch.setattr(sqlite_store, "_INGEST", "INSERT INTO no_such_table VALUES (?)")
+    with pytest.raises(sqlite3.OperationalError):
+        await store.sync_journal()
+    assert store.journal_copy_failures == 1 and store.journal_pending == 3
+    assert db_rows(path) == [] and len(segments(path)) == 2  # the closed one is kept
+    store.submit_message(msg("s1", "c3"))
+    monkeypatch.undo()
+    rows = await store.messages_after(SessionId("s1"), 0, 10)  # copies first
+    assert [r.seq for r in rows] == [1, 2, 3, 4]
+    assert store.journal_pending == 0 and len(segments(path)) == 1
+    await store.close()

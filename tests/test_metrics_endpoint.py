@@ -112,6 +112,12 @@ async def test_metrics_show_real_values_after_traffic(make_server, clients, mail
     assert value(samples, "chatserver_mail_sent_total", result="ok") >= 1
     assert value(samples, "chatserver_sla_breaches_total", kind="first_response") == 0
     assert value(samples, "chatserver_bus_lag_seconds_count") == 0  # one node: no bus
+    # One node: messages go through the journal, and the escalation's transcript
+    # read copied it (every message so far: 4 chat lines and the system ones).
+    assert value(samples, "chatserver_journal_copies_total") >= 1
+    assert value(samples, "chatserver_journal_copied_messages_total") >= 4
+    assert value(samples, "chatserver_journal_pending_messages") >= 0
+    assert value(samples, "chatserver_journal_copy_failures_total") == 0
     assert ("chatserver_build_info", (("version", __version__),)) in samples
 
     # Connections are counted down when they close.

@@ -520,6 +520,7 @@ class SqliteStore:
         self._copier: asyncio.Task[None] | None = None
         self.journal_copies = 0
         self.journal_rows = 0
+        self.journal_copy_failures = 0
 
     # -- lifecycle ---------------------------------------------------------
     async def open(self) -> None:
@@ -1060,6 +1061,17 @@ class SqliteStore:
                 log.exception("store callback failed")
         return future
 
+    @property
+    def journal_enabled(self) -> bool:
+        return self._journal is not None
+
+    @property
+    def journal_pending(self) -> int:
+        """Acked messages not copied into the database yet."""
+        if self._journal is None:
+            return 0
+        return len(self._journal.pending) + len(self._retry)
+
     def _journal_dirty(self) -> bool:
         assert self._journal is not None
         return bool(self._journal.pending or self._retry or self._copying.locked())
@@ -1091,6 +1103,7 @@ class SqliteStore:
                 added = await self._submit(_INGEST, tuple(rows), bulk=True)
             except BaseException:
                 self._retry = rows + self._retry
+                self.journal_copy_failures += 1
                 raise
             if added != len(rows):
                 log.error("journal copy: %d of %d rows were already stored", len(rows) - added,
