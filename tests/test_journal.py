@@ -255,3 +255,22 @@ async def test_a_failed_copy_keeps_its_messages_and_the_next_one_stores_them(
     assert [r.seq for r in rows] == [1, 2, 3, 4]
     assert store.journal_pending == 0 and len(segments(path)) == 1
     await store.close()
+
+
+async def test_a_reader_cancelled_during_a_copy_leaves_it_whole(tmp_path, caplog):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    for i in range(5):
+        store.submit_message(msg("s1", f"c{i}"))
+    reader = asyncio.ensure_future(store.messages_after(SessionId("s1"), 0, 10))
+    await asyncio.sleep(0)  # the reader has started the copy
+    assert store._journal_dirty()
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    rows = await store.messages_after(SessionId("s1"), 0, 10)
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+    # Copied once: not put back for a second copy by the cancel.
+    assert store.journal_rows == 5 and store.journal_copies == 1
+    assert "already stored" not in caplog.text
+    await store.close()

@@ -314,6 +314,12 @@ class _Write:
 ANY_OPERATOR: Any = object()
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a background future's exception as seen (it is reported elsewhere)."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclasses.dataclass(slots=True)
 class _Active:
     """A session with journaled messages: its last seq and its senders' ids."""
@@ -513,7 +519,9 @@ class SqliteStore:
         self._generation = 0
         # Rows of a copy that failed, tried again with the next one.
         self._retry: list[Row] = []
-        self._copying = asyncio.Lock()
+        # The copy under way (one at a time); callers wait for it shielded, so
+        # a cancelled reader never leaves a half-settled copy behind.
+        self._copy: asyncio.Future[None] | None = None
         # _forget_idle: when it last ran, and the generation copied then.
         self._forgot_at = time.monotonic()
         self._forget_mark = 0
@@ -1074,7 +1082,8 @@ class SqliteStore:
 
     def _journal_dirty(self) -> bool:
         assert self._journal is not None
-        return bool(self._journal.pending or self._retry or self._copying.locked())
+        copying = self._copy is not None and not self._copy.done()
+        return bool(self._journal.pending or self._retry or copying)
 
     async def _copy_loop(self) -> None:
         while True:
@@ -1091,27 +1100,43 @@ class SqliteStore:
         journal = self._journal
         if journal is None:
             return
-        async with self._copying:
-            if not journal.pending and not self._retry:
-                return
-            rows = self._retry + journal.rotate()
-            self._retry = []
-            segments = len(journal.closed)
-            copied = self._generation  # every generation up to this one
-            self._generation += 1
-            try:
-                added = await self._submit(_INGEST, tuple(rows), bulk=True)
-            except BaseException:
-                self._retry = rows + self._retry
-                self.journal_copy_failures += 1
-                raise
-            if added != len(rows):
-                log.error("journal copy: %d of %d rows were already stored", len(rows) - added,
-                          len(rows))
-            journal.ingested(segments)
-            self.journal_copies += 1
-            self.journal_rows += len(rows)
-            self._forget_idle(copied)
+        running = self._copy
+        if running is not None and not running.done():
+            # It may have started before the rows the caller needs: wait, then copy.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running)
+        if not journal.pending and not self._retry:
+            return
+        running = self._copy
+        if running is None or running.done():
+            running = self._copy = asyncio.ensure_future(self._copy_journal())
+            # Its failure reaches whoever waits; with nobody left, it is logged there.
+            running.add_done_callback(_retrieve)
+        await asyncio.shield(running)
+
+    async def _copy_journal(self) -> None:
+        """One copy (see :meth:`sync_journal`); never two at a time."""
+        journal = self._journal
+        assert journal is not None
+        rows = self._retry + journal.rotate()
+        self._retry = []
+        segments = len(journal.closed)
+        copied = self._generation  # every generation up to this one
+        self._generation += 1
+        try:
+            added = await self._submit(_INGEST, tuple(rows), bulk=True)
+        except BaseException:
+            self._retry = rows + self._retry
+            self.journal_copy_failures += 1
+            raise
+        if added != len(rows):
+            log.error(
+                "journal copy: %d of %d rows were already stored", len(rows) - added, len(rows)
+            )
+        journal.ingested(segments)
+        self.journal_copies += 1
+        self.journal_rows += len(rows)
+        self._forget_idle(copied)
 
     def _forget_idle(self, copied: int) -> None:
         """Forget the sessions whose messages are all in the database and that
