@@ -177,10 +177,17 @@ async def test_watch_and_whisper_reach_operators_but_never_the_visitor(desk, cli
     watching = await sup.wait_for("watching")
     assert watching["chat"]["session_id"] == visitor.session_id
     assert watching["operator"]["name"] == "Anna"
-    replayed = [
-        (await sup.wait_for("message", lambda f: f["session_id"] == visitor.session_id))["seq"]
-        for _ in range(3)
-    ]
+    try:
+        replayed = [
+            (await sup.wait_for("message", lambda f: f["session_id"] == visitor.session_id))[
+                "seq"
+            ]
+            for _ in range(3)
+        ]
+    except TimeoutError:  # once in CI: say what did arrive, and what the server said
+        raise AssertionError(
+            f"replay incomplete; frames: {sup.frames[-12:]}\nserver: {desk.log()[-3000:]}"
+        ) from None
     assert replayed == [1, 2, 3]
     done = await sup.wait_for("replay_done")
     assert done["session_id"] == visitor.session_id and done["last_seq"] == 3
