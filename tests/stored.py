@@ -12,12 +12,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from chatserver.store.journal import COLUMNS, read_segment
+from chatserver.store.journal import COLUMNS, journal_dir, read_segment
 
 
 def connect_stored(db_path: Path) -> sqlite3.Connection:
     """A connection on ``db_path`` whose ``messages`` include the journal's."""
-    journal = db_path.with_name(db_path.name + ".msglog")
+    journal = journal_dir(db_path)
     rows = []
     # The journal first: a segment copied and deleted meanwhile is in SQLite then.
     for segment in sorted(journal.glob("*.seg")) if journal.is_dir() else []:

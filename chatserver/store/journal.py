@@ -49,6 +49,11 @@ COLUMNS = (
 _SUFFIX = ".seg"
 
 
+def journal_dir(db_path: Path) -> Path:
+    """The journal directory of the database file ``db_path``."""
+    return db_path.with_name(db_path.name + ".msglog")
+
+
 class JournalBusy(RuntimeError):
     """Another process holds this journal directory."""
 
@@ -102,7 +107,6 @@ class Journal:
         self.pending: list[Row] = []
         # Closed segments whose rows have not been ingested yet, oldest first.
         self.closed: list[Path] = []
-        self.appended = 0
         # Appends are refused unless True (set by the owner once it serves).
         self.accepting = False
 
@@ -133,10 +137,6 @@ class Journal:
         self._path = path
         self._offset = 0
 
-    def refuse(self) -> None:
-        """Refuse appends from now on (the owner is closing)."""
-        self.accepting = False
-
     def append(self, row: Row) -> None:
         """Write ``row`` to the current segment; durable (against a process
         crash) when this returns. On an error nothing of it stays written."""
@@ -154,7 +154,6 @@ class Journal:
             raise
         self._offset += len(data)
         self.pending.append(row)
-        self.appended += 1
 
     def rotate(self) -> list[Row]:
         """Close the current segment (onto :attr:`closed`), start a new one and

@@ -25,7 +25,7 @@ import aiosqlite
 from ..board import ChatStat, OpenChat, SlaClock
 from ..types import OperatorId, Priority, SessionId, SessionState
 from .base import SESSION_UPDATABLE, MessageRecord, OperatorRecord, SessionRecord
-from .journal import COLUMNS, Journal, JournalBusy, Row, read_segment
+from .journal import COLUMNS, Journal, JournalBusy, Row, journal_dir, read_segment
 
 log = logging.getLogger("chatserver.store")
 
@@ -510,7 +510,7 @@ class SqliteStore:
         # Called with (writes, seconds) after every commit (metrics); must not raise.
         self.on_batch: Callable[[int, float], None] | None = None
         # Journal mode (see __init__).
-        self._journal = Journal(path.with_name(path.name + ".msglog")) if journal else None
+        self._journal = Journal(journal_dir(path)) if journal else None
         self.journal_interval = journal_interval
         self._seed: sqlite3.Connection | None = None
         self._active: dict[SessionId, _Active] = {}
@@ -536,15 +536,10 @@ class SqliteStore:
         await asyncio.to_thread(lambda: connect_sync(self.path).close())
         if self._journal is None:
             await self._recover_foreign_journal()
-        if self._journal is not None:
-            left = self._journal.open()
-            try:
-                await asyncio.to_thread(self._recover_journal, left)
-                self._journal.start()
-                self._journal.accepting = True
-            except BaseException:
-                self._journal.close()
-                raise
+        else:
+            await self._take_over(self._journal)
+            self._journal.start()
+            self._journal.accepting = True
             # Reads on the loop's thread, once per session that starts a burst.
             self._seed = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             self._copier = asyncio.create_task(self._copy_loop(), name="store-journal")
@@ -655,7 +650,7 @@ class SqliteStore:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._copier
                 self._copier = None
-            self._journal.refuse()
+            self._journal.accepting = False
             with contextlib.suppress(Exception):
                 await self.sync_journal()
         self._closing = True
@@ -988,19 +983,26 @@ class SqliteStore:
     async def _recover_foreign_journal(self) -> None:
         """Without a journal of our own: copy the segments a single node left
         (it crashed, and the node now starts with Redis or ``FULL``)."""
-        directory = self.path.with_name(self.path.name + ".msglog")
+        directory = journal_dir(self.path)
         if not directory.is_dir() or not any(directory.glob("*.seg")):
             return
         journal = Journal(directory)
         try:
-            left = journal.open()
+            await self._take_over(journal)
         except JournalBusy:
             log.warning("%s is in use by a single-node process; not copying it", directory)
             return
+        journal.close()
+
+    async def _take_over(self, journal: Journal) -> None:
+        """Lock ``journal`` and copy the segments a previous process left
+        (on failure it is closed again: :class:`JournalBusy` if locked)."""
+        left = journal.open()
         try:
             await asyncio.to_thread(self._recover_journal, left)
-        finally:
+        except BaseException:
             journal.close()
+            raise
 
     def _activate(self, session_id: SessionId) -> _Active:
         """The journal's view of a session, from the database (complete there:
@@ -1037,20 +1039,8 @@ class SqliteStore:
             if known is not None:
                 raise DuplicateMessage(known)
             seq = active.last_seq + 1
-            journal.append(
-                (
-                    sid,
-                    seq,
-                    m.ts,
-                    m.sender,
-                    m.sender_id,
-                    m.author,
-                    m.text,
-                    m.client_msg_id,
-                    m.event,
-                    json.dumps(m.extra, separators=(",", ":")) if m.extra else None,
-                )
-            )
+            # The insert's parameters with the seq after the session id.
+            journal.append((sid, seq, *_message_params(m)[1:]))
         except (OSError, sqlite3.Error, RuntimeError, DuplicateMessage) as exc:
             if not isinstance(exc, DuplicateMessage):
                 log.error("journal write failed for %s: %s", sid, exc)
