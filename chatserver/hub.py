@@ -1095,7 +1095,9 @@ class Hub:
                 raise ChatClosed("this chat has ended; start a new one", ref=cmid)
             if self._closing:
                 raise Unavailable("the server is shutting down", ref=cmid)
-            extra = await self._message_attachments(live, frame)
+            extra = (
+                await self._message_attachments(live, frame) if frame.get("attachments") else None
+            )
             if extra is not None:
                 live = self._rehold(live)
                 if self._resend(live, conn, Sender.VISITOR, cmid):
@@ -1612,7 +1614,9 @@ class Hub:
                 raise
             if self._closing:
                 raise Unavailable("the server is shutting down", ref=cmid)
-            extra = await self._message_attachments(live, frame)
+            extra = (
+                await self._message_attachments(live, frame) if frame.get("attachments") else None
+            )
             if extra is not None:
                 live = self._own_chat(op, frame["session_id"])  # still ours after the await?
                 if self._resend(live, conn, Sender.OPERATOR, cmid):

@@ -6,14 +6,19 @@ import json
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from chatserver.errors import BadFrame, UnknownFrameType
+from chatserver.errors import BadFrame, ChatError, UnknownFrameType
 from chatserver.protocol import (
     OPERATOR_FRAMES,
     VISITOR_FRAMES,
     Outgoing,
+    _by_schema,
+    _std_encode,
     ack,
     decode,
+    encode_text,
     validate,
 )
 
@@ -101,3 +106,80 @@ def test_outgoing_builds_each_send_message_once():
     assert out.message(False) is text_msg
     assert out.message(True) == {"type": "websocket.send", "bytes": out.binary}
     assert out.message(True) is out.message(True)
+
+
+# The message fast path must decide exactly as the schema check does.
+_field_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.text(max_size=3),
+    st.text(alphabet=" \t\nab", min_size=0, max_size=8),
+    st.text(min_size=60, max_size=70),
+    st.text(min_size=95, max_size=110),
+    st.lists(st.text(min_size=1, max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+_message_frames = st.dictionaries(
+    st.sampled_from(["client_msg_id", "text", "attachments", "session_id", "email", "other"]),
+    _field_values,
+).map(lambda fields: {**fields, "type": "message"})
+
+
+def _outcome(check):
+    try:
+        return ("ok", check())
+    except ChatError as exc:
+        return (type(exc).__name__, exc.to_frame())
+
+
+@settings(max_examples=1500, deadline=None)
+@given(frame=_message_frames, operator=st.booleans())
+def test_message_fast_path_agrees_with_the_schema_check(frame, operator):
+    schemas = OPERATOR_FRAMES if operator else VISITOR_FRAMES
+    fast = _outcome(lambda: validate(dict(frame), schemas, 100))
+    slow = _outcome(lambda: _by_schema(dict(frame), "message", schemas["message"], 100))
+    assert fast == slow
+
+
+def test_message_fast_path_strips_and_keeps_other_fields():
+    frame = v({"type": "message", "client_msg_id": "c1", "text": "  hi  ", "x": 1})
+    assert frame == {"type": "message", "client_msg_id": "c1", "text": "hi", "x": 1}
+    with pytest.raises(BadFrame, match="empty"):
+        v({"type": "message", "client_msg_id": "c1", "text": " \n "})
+    with pytest.raises(BadFrame, match="longer than 100"):
+        v({"type": "message", "client_msg_id": "c1", "text": "x" * 101})
+    with pytest.raises(BadFrame, match="e-mail"):
+        v({"type": "message", "client_msg_id": "c1", "text": "hi", "email": "nope"})
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(frame=st.dictionaries(st.text(), _json_values, max_size=5))
+def test_frames_encode_exactly_as_the_standard_library_would(frame):
+    """orjson writes the text; where it refuses (64-bit overflow) the stdlib does.
+    The text is the same but for how a float is spelt (1e-07 or 1e-7)."""
+    try:
+        expected = _std_encode(frame)
+    except ValueError:  # a lone surrogate: not valid in a frame anyway
+        return
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in expected):
+        return
+    text = encode_text(frame)
+    assert json.loads(text) == json.loads(expected)
+    if "e-0" not in expected and "e+" not in expected:
+        assert text == expected
+
+
+def test_decode_refuses_what_json_does_not_allow():
+    for raw in ['{"type":"x","n":NaN}', '{"type":"x"} trailing', "{'type':'x'}"]:
+        with pytest.raises(BadFrame):
+            decode(raw)
+    assert decode('{"type":"x","t":"\\u00e4\\ud83d\\ude00"}')["t"] == "\u00e4\U0001f600"
