@@ -101,20 +101,10 @@ class Connection:
 
     def send(self, out: Outgoing) -> None:
         """Queue a frame. Never blocks; drops the client if it cannot keep up."""
-        if self._closed:
+        if self._busy or self._closed:
+            self._enqueue(out)
             return
-        if not self._busy:
-            self._write_now(out)
-            return
-        if len(self._outbox) >= MAX_OUTBOX:
-            log.warning("connection %s cannot keep up; closing", self.conn_id)
-            self.close(1008)
-            return
-        self._outbox.append(out)
-        self._wake.set()
-
-    def _write_now(self, out: Outgoing) -> None:
-        """Write ``out`` in this step; hand over to the writer task if it suspends."""
+        # Written in this step; handed to the writer task if the transport suspends.
         coro: Any = self._send(out.message(self.binary))
         try:
             waiting = coro.send(None)
@@ -127,6 +117,16 @@ class Connection:
         Connection.stalls += 1
         self._busy = True
         self._stalled = (coro, waiting)
+        self._wake.set()
+
+    def _enqueue(self, out: Outgoing) -> None:
+        if self._closed:
+            return
+        if len(self._outbox) >= MAX_OUTBOX:
+            log.warning("connection %s cannot keep up; closing", self.conn_id)
+            self.close(1008)
+            return
+        self._outbox.append(out)
         self._wake.set()
 
     def send_frame(self, frame: dict[str, Any]) -> None:

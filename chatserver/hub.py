@@ -56,7 +56,7 @@ from .service_levels import ServiceLevels
 from .sessions import ChatSession
 from .sla import load_sla_config
 from .store.base import MessageRecord, OperatorRecord, SessionRecord
-from .store.sqlite import DuplicateMessage, SqliteStore
+from .store.sqlite import APPEND_ERRORS, DuplicateMessage, SqliteStore
 from .store.tickets import TicketStore
 from .supervisor import SUPERVISOR_FRAMES, Supervision, may_supervise
 from .types import (
@@ -579,16 +579,7 @@ class Hub:
         """
         who: str = sender._value_  # not .value: a property call per use
         record = MessageRecord(
-            live.session_id,
-            0,
-            now_ms(),
-            who,
-            sender_id,
-            author,
-            text,
-            client_msg_id,
-            event,
-            extra,
+            live.session_id, 0, now_ms(), who, sender_id, author, text, client_msg_id, event, extra
         )
         key = (who, client_msg_id) if client_msg_id is not None else None
 
@@ -597,43 +588,103 @@ class Hub:
                 live.inflight.pop(key, None)
             exc = fut.exception()
             if exc is None:
-                seq = fut.result()
-                if key is not None:
-                    live.client_ids[key] = seq
-                if origin is not None:
-                    origin.send(self._ack(client_msg_id, seq, duplicate=False, ts=record.ts))
-                if sender is Sender.OPERATOR and live.chat.first_response_at is None:
-                    # Once per chat (per node): the store keeps the earliest.
-                    live.chat.first_response_at = record.ts / 1000
-                    self.store.submit_first_response(live.session_id, record.ts / 1000)
-                if self.shared:
-                    self.bus.publish(
-                        f"s:{live.session_id}", _pack({"k": "m", "r": _record_row(record)})
-                    )
-                self._deliver(live, record, origin)
-            elif isinstance(exc, DuplicateMessage):
-                # Stored before (by another connection or node): ack, deliver nothing.
-                if key is not None:
-                    live.client_ids[key] = exc.seq
-                if origin is not None:
-                    origin.send(self._ack(client_msg_id, exc.seq, duplicate=True))
+                self._stored(live, record, key, origin)
             else:
-                log.error(
-                    "store write failed for %s: %s",
-                    live.session_id,
-                    exc,
-                    extra={"session_id": live.session_id},
-                )
-                if origin is not None:
-                    origin.send_frame(
-                        Unavailable("the message could not be stored", ref=client_msg_id).to_frame()
-                    )
-            self._evict_if_idle(live)
+                self._not_stored(live, record, key, origin, exc)
 
         future = self.store.submit_message(record, committed)
         if key is not None and not future.done():  # a journal settles at once
             live.inflight[key] = future
         return future
+
+    def _post(
+        self,
+        live: LiveSession,
+        sender: Sender,
+        text: str,
+        *,
+        sender_id: str | None,
+        author: str,
+        client_msg_id: str,
+        origin: Connection,
+        extra: dict[str, Any] | None,
+    ) -> None:
+        """A client's message: :meth:`_append`, but with the journal stored,
+        acked and delivered right here, without a future or a callback."""
+        store = self.store
+        if not store.journal_enabled:
+            self._append(
+                live,
+                sender,
+                text,
+                sender_id=sender_id,
+                author=author,
+                client_msg_id=client_msg_id,
+                origin=origin,
+                extra=extra,
+            )
+            return
+        who: str = sender._value_
+        record = MessageRecord(
+            live.session_id, 0, now_ms(), who, sender_id, author, text, client_msg_id, None, extra
+        )
+        try:
+            store.append_message(record)
+        except APPEND_ERRORS as exc:
+            self._not_stored(live, record, (who, client_msg_id), origin, exc)
+        else:
+            self._stored(live, record, (who, client_msg_id), origin)
+
+    def _stored(
+        self,
+        live: LiveSession,
+        record: MessageRecord,
+        key: tuple[str, str] | None,
+        origin: Connection | None,
+    ) -> None:
+        """``record`` is durable: ack ``origin``, tell other nodes, deliver."""
+        seq = record.seq
+        if key is not None:
+            live.client_ids[key] = seq
+        if origin is not None:
+            origin.send(ack(record.client_msg_id, seq, record.ts, False))
+        if record.sender == "operator" and live.chat.first_response_at is None:
+            # Once per chat (per node): the store keeps the earliest.
+            live.chat.first_response_at = record.ts / 1000
+            self.store.submit_first_response(live.session_id, record.ts / 1000)
+        if self.shared:
+            self.bus.publish(f"s:{live.session_id}", _pack({"k": "m", "r": _record_row(record)}))
+        self._deliver(live, record, origin)
+        self._evict_if_idle(live)
+
+    def _not_stored(
+        self,
+        live: LiveSession,
+        record: MessageRecord,
+        key: tuple[str, str] | None,
+        origin: Connection | None,
+        exc: BaseException,
+    ) -> None:
+        if isinstance(exc, DuplicateMessage):
+            # Stored before (by another connection or node): ack, deliver nothing.
+            if key is not None:
+                live.client_ids[key] = exc.seq
+            if origin is not None:
+                origin.send(self._ack(record.client_msg_id, exc.seq, duplicate=True))
+        else:
+            log.error(
+                "store write failed for %s: %s",
+                live.session_id,
+                exc,
+                extra={"session_id": live.session_id},
+            )
+            if origin is not None:
+                origin.send_frame(
+                    Unavailable(
+                        "the message could not be stored", ref=record.client_msg_id
+                    ).to_frame()
+                )
+        self._evict_if_idle(live)
 
     @staticmethod
     def _ack(
@@ -1102,7 +1153,7 @@ class Hub:
                 live = self._rehold(live)
                 if self._resend(live, conn, Sender.VISITOR, cmid):
                     return
-            self._append(
+            self._post(
                 live,
                 Sender.VISITOR,
                 frame["text"],
@@ -1621,7 +1672,7 @@ class Hub:
                 live = self._own_chat(op, frame["session_id"])  # still ours after the await?
                 if self._resend(live, conn, Sender.OPERATOR, cmid):
                     return
-            self._append(
+            self._post(
                 live,
                 Sender.OPERATOR,
                 frame["text"],

@@ -345,6 +345,15 @@ class DuplicateMessage(Exception):
         self.seq = seq
 
 
+# What :meth:`SqliteStore.append_message` raises: a duplicate, or nothing stored.
+APPEND_ERRORS: tuple[type[Exception], ...] = (
+    DuplicateMessage,
+    OSError,
+    sqlite3.Error,
+    RuntimeError,
+)
+
+
 def connect_sync(path: Path) -> sqlite3.Connection:
     """A plain connection for CLI commands (migrates the schema)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1023,16 +1032,20 @@ class SqliteStore:
         active = self._active[session_id] = _Active(int(last), ids, self._generation)
         return active
 
-    def _journal_message(
-        self, m: MessageRecord, on_done: Callable[[asyncio.Future[int]], None] | None
-    ) -> asyncio.Future[int]:
+    def append_message(self, m: MessageRecord) -> int:
+        """With the journal: store ``m`` now, set ``m.seq`` and return it; it is
+        durable against a process crash when this returns (no future, no
+        callback: the hub's path for clients' messages).
+
+        Raises :class:`DuplicateMessage` for a known ``client_msg_id``, or
+        ``OSError``/``sqlite3.Error``/``RuntimeError`` if it was not stored
+        (and nothing of it was); ``RuntimeError`` without a journal.
+        """
         journal = self._journal
-        assert journal is not None
-        future: asyncio.Future[int] = (self._loop or asyncio.get_running_loop()).create_future()
+        if journal is None or not journal.accepting:
+            raise RuntimeError("store is closed" if journal is not None else "no journal")
         sid = m.session_id
         try:
-            if not journal.accepting:
-                raise RuntimeError("store is closed")
             active = self._active.get(sid) or self._activate(sid)
             key = (m.sender, m.client_msg_id) if m.client_msg_id is not None else None
             known = active.client_ids.get(key) if key is not None else None
@@ -1041,17 +1054,24 @@ class SqliteStore:
             seq = active.last_seq + 1
             # The insert's parameters with the seq after the session id.
             journal.append((sid, seq, *_message_params(m)[1:]))
-        except (OSError, sqlite3.Error, RuntimeError, DuplicateMessage) as exc:
-            if not isinstance(exc, DuplicateMessage):
-                log.error("journal write failed for %s: %s", sid, exc)
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            log.error("journal write failed for %s: %s", sid, exc)
+            raise
+        m.seq = active.last_seq = seq
+        if key is not None:
+            active.client_ids[key] = seq
+        active.generation = self._generation
+        self.writes += 1
+        return seq
+
+    def _journal_message(
+        self, m: MessageRecord, on_done: Callable[[asyncio.Future[int]], None] | None
+    ) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = (self._loop or asyncio.get_running_loop()).create_future()
+        try:
+            future.set_result(self.append_message(m))
+        except APPEND_ERRORS as exc:
             future.set_exception(exc)
-        else:
-            m.seq = active.last_seq = seq
-            if key is not None:
-                active.client_ids[key] = seq
-            active.generation = self._generation
-            self.writes += 1
-            future.set_result(seq)
         if on_done is not None:
             try:
                 on_done(future)
