@@ -10,6 +10,7 @@ import msgpack
 import pytest
 
 from chatserver.config import ConfigError, Settings
+from chatserver.store import journal as journal_module
 from chatserver.store import sqlite as sqlite_store
 from chatserver.store.base import MessageRecord, SessionRecord
 from chatserver.store.journal import Journal, JournalBusy, read_segment
@@ -248,7 +249,7 @@ async def test_a_failed_copy_keeps_its_messages_and_the_next_one_stores_them(
     with pytest.raises(sqlite3.OperationalError):
         await store.sync_journal()
     assert store.journal_copy_failures == 1 and store.journal_pending == 3
-    assert db_rows(path) == [] and len(segments(path)) == 2  # the closed one is kept
+    assert db_rows(path) == [] and len(segments(path)) == 1  # kept
     store.submit_message(msg("s1", "c3"))
     monkeypatch.undo()
     rows = await store.messages_after(SessionId("s1"), 0, 10)  # copies first
@@ -274,3 +275,24 @@ async def test_a_reader_cancelled_during_a_copy_leaves_it_whole(tmp_path, caplog
     assert store.journal_rows == 5 and store.journal_copies == 1
     assert "already stored" not in caplog.text
     await store.close()
+
+
+async def test_a_segment_is_closed_when_full_and_deleted_once_copied(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite3"
+    store = await open_store(path)
+    store.submit_message(msg("s1", "c0"))
+    await store.sync_journal()
+    first = segments(path)
+    assert len(first) == 1  # copied, but not full: kept open for the next appends
+    monkeypatch.setattr(journal_module, "SEGMENT_BYTES", 1)
+    store.submit_message(msg("s1", "c1"))
+    await store.sync_journal()  # full: closed, copied, deleted; a fresh one takes appends
+    assert first[0] not in segments(path) and len(segments(path)) == 1
+    store.submit_message(msg("s1", "c2"))
+    store._journal.pending.clear()  # a crash: c2 only in the open segment
+    await store.close()
+    assert len(segments(path)) == 1  # not all of it copied: kept
+    again = await open_store(path)  # copies the open segment (c2) on start
+    assert [r[0] for r in db_rows(path)] == [1, 2, 3]
+    await again.close()
+    assert segments(path) == []  # a clean stop leaves no segment behind

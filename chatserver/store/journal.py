@@ -7,8 +7,9 @@ page cache, so it survives a ``kill -9`` of the server (the same promise as a
 SQLite commit with ``synchronous=NORMAL``, which does not fsync either).
 :class:`~chatserver.store.sqlite.SqliteStore` copies the journal into its
 ``messages`` table every fraction of a second in one transaction (a bulk
-insert: a fraction of the cost of a commit per message), then deletes the
-segments it copied. After a crash it copies what is left before it serves.
+insert: a fraction of the cost of a commit per message), and deletes each
+segment once it is full and copied. After a crash it copies what is left
+before it serves (again, for rows copied already: that stores nothing twice).
 
 A segment is a plain stream of msgpack arrays, one per message, in the order
 of the ``messages`` columns. A torn last record (the process died inside a
@@ -47,6 +48,9 @@ COLUMNS = (
     "extra",
 )
 _SUFFIX = ".seg"
+# The size at which a segment is closed: at most this much is copied again
+# after a crash (some 25 000 messages, well under a second).
+SEGMENT_BYTES = 4 << 20
 
 
 def journal_dir(db_path: Path) -> Path:
@@ -101,9 +105,10 @@ class Journal:
         self._fd: int | None = None
         self._path: Path | None = None
         self._offset = 0
+        self._taken = self._copied = 0
         self._next = 1
         self._packer = msgpack.Packer(use_bin_type=True)
-        # Rows appended since the last rotate(), in order.
+        # Rows appended since the last take_pending(), in order.
         self.pending: list[Row] = []
         # Closed segments whose rows have not been ingested yet, oldest first.
         self.closed: list[Path] = []
@@ -136,6 +141,8 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         self._path = path
         self._offset = 0
+        # Of the current segment: bytes handed to a copy, and bytes copied.
+        self._taken = self._copied = 0
 
     def append(self, row: Row) -> None:
         """Write ``row`` to the current segment; durable (against a process
@@ -155,30 +162,37 @@ class Journal:
         self._offset += len(data)
         self.pending.append(row)
 
-    def rotate(self) -> list[Row]:
-        """Close the current segment (onto :attr:`closed`), start a new one and
-        return the rows appended since the last rotate."""
+    def take_pending(self) -> list[Row]:
+        """The rows appended since the last call, for a copy. A segment that
+        has reached :data:`SEGMENT_BYTES` is closed (onto :attr:`closed`) and
+        a fresh one started; a smaller one stays open, so a copy costs no file
+        creation or deletion (after a crash its copied rows are copied again,
+        which stores nothing twice)."""
         rows, self.pending = self.pending, []
-        if self._fd is not None and self._path is not None:
-            os.close(self._fd)
-            self._fd = None
-            self.closed.append(self._path)
-        self.start()
+        if self._fd is None or self._offset >= SEGMENT_BYTES:
+            if self._fd is not None and self._path is not None:
+                os.close(self._fd)
+                self._fd = None
+                self.closed.append(self._path)
+            self.start()
+        self._taken = self._offset
         return rows
 
     def ingested(self, count: int) -> None:
         """The oldest ``count`` closed segments are in the database: delete them."""
+        self._copied = self._taken
         done, self.closed = self.closed[:count], self.closed[count:]
         for path in done:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
     def close(self) -> None:
-        """Close the current segment (deleted if empty) and unlock."""
+        """Close the current segment and unlock; the segment is deleted if
+        every row of it is in the database (or it is empty)."""
         if self._fd is not None and self._path is not None:
             os.close(self._fd)
             self._fd = None
-            if self._offset == 0 and not self.pending:
+            if self._offset == self._copied and not self.pending:
                 with contextlib.suppress(FileNotFoundError):
                     self._path.unlink()
         if self._lock_fd is not None:

@@ -1128,7 +1128,7 @@ class SqliteStore:
         """One copy (see :meth:`sync_journal`); never two at a time."""
         journal = self._journal
         assert journal is not None
-        rows = self._retry + journal.rotate()
+        rows = self._retry + journal.take_pending()
         self._retry = []
         segments = len(journal.closed)
         copied = self._generation  # every generation up to this one
