@@ -124,10 +124,11 @@ class LiveSession:
     preferred_times: str | None = None
     # Supervisors' consoles here watching the chat read-only (no capacity taken).
     watchers: set[Connection] = dataclasses.field(default_factory=set)
+    # The chat's id (an attribute, not a property: read several times per message).
+    session_id: SessionId = dataclasses.field(init=False)
 
-    @property
-    def session_id(self) -> SessionId:
-        return self.chat.session_id
+    def __post_init__(self) -> None:
+        self.session_id = self.chat.session_id
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -137,10 +138,10 @@ class LiveOperator:
     conn: Connection | None = None
     chats: set[SessionId] = dataclasses.field(default_factory=set)
     grace_timer: asyncio.TimerHandle | None = None
+    operator_id: OperatorId = dataclasses.field(init=False)
 
-    @property
-    def operator_id(self) -> OperatorId:
-        return self.record.operator_id
+    def __post_init__(self) -> None:
+        self.operator_id = self.record.operator_id
 
 
 def _pack(note: dict[str, Any]) -> bytes:
@@ -754,10 +755,16 @@ class Hub:
             if conn is not origin:
                 conn.deliver(sid, seq, out)
                 sent += 1
-        op_conn = self._operator_conn(live)
-        if op_conn is not None and op_conn is not origin:
-            op_conn.deliver(sid, seq, out)
-            sent += 1
+        # self._operator_conn(live), inlined (once per message)
+        op_conn = None
+        op_id = live.chat.operator_id
+        if op_id is not None:
+            op = self.operators.get(op_id)
+            if op is not None and sid in op.chats:
+                op_conn = op.conn
+                if op_conn is not None and op_conn is not origin:
+                    op_conn.deliver(sid, seq, out)
+                    sent += 1
         if live.watchers:
             for conn in live.watchers:
                 if conn is not origin and conn is not op_conn:

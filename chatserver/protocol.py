@@ -241,7 +241,10 @@ class Outgoing:
                 self._bin_msg = {"type": "websocket.send", "bytes": self.binary}
             return self._bin_msg
         if self._text_msg is None:
-            self._text_msg = {"type": "websocket.send", "text": self.text}
+            text = self._text
+            if text is None:  # self.text, inlined (twice per message)
+                text = self._text = _json_encode(self.frame)
+            self._text_msg = {"type": "websocket.send", "text": text}
         return self._text_msg
 
 
