@@ -115,6 +115,10 @@ def _fail(conn: Connection, exc: ChatError, fallback_close: int | None = None) -
     return False
 
 
+# The cyclic GC's youngest-generation threshold once serving (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
 # ------------------------------------------------------------ WebSockets
 async def _serve(ws: WebSocket, role: str, receive: Receive, send: Send) -> None:
     """Serve one socket; ``receive`` and ``send`` are the server's own, used
@@ -528,6 +532,10 @@ def create_app(settings: Settings | None = None) -> ChatApp:
         # cyclic GC's full collections, whose pauses grow with the heap (tail latency).
         gc.collect()
         gc.freeze()
+        # Nearly every object a message makes is freed by its reference count, so a
+        # young-generation collection mostly finds nothing to do: run one per 10 000
+        # allocations instead of 700 (fewer, not longer, collections; fewer full ones).
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         try:
             yield
         finally:
