@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 
 import msgpack
@@ -181,22 +180,25 @@ async def test_a_second_process_cannot_share_the_journal(tmp_path):
     other.close()
 
 
-async def test_a_failed_write_leaves_nothing_and_the_store_goes_on(tmp_path):
+async def test_a_failed_write_leaves_nothing_and_the_store_goes_on(tmp_path, monkeypatch):
     path = tmp_path / "s.sqlite3"
+    monkeypatch.setattr(journal_module, "SEGMENT_BYTES", 40)  # room for one row
     store = await open_store(path)
-    journal = store._journal
-    assert journal is not None
     assert store.submit_message(msg("s1", "a")).result() == 1
-    real_fd = journal._fd
-    journal._fd = os.open(os.devnull, os.O_RDONLY)  # write() fails: EBADF
+    # The segment is full and the next one cannot be allocated (disk full).
+
+    def disk_full(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_module.os, "posix_fallocate", disk_full)
     failed = store.submit_message(msg("s1", "b"))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space"):
         failed.result()
-    os.close(journal._fd)
-    journal._fd = real_fd
+    monkeypatch.undo()
     assert store.submit_message(msg("s1", "b")).result() == 2  # no gap, no dup
     await store.close()
     assert [r[2] for r in db_rows(path)] == ["a", "b"]
+    assert segments(path) == []
 
 
 async def test_after_close_messages_are_refused(tmp_path):
@@ -279,20 +281,30 @@ async def test_a_reader_cancelled_during_a_copy_leaves_it_whole(tmp_path, caplog
 
 async def test_a_segment_is_closed_when_full_and_deleted_once_copied(tmp_path, monkeypatch):
     path = tmp_path / "s.sqlite3"
+    monkeypatch.setattr(journal_module, "SEGMENT_BYTES", 40)  # room for one row
     store = await open_store(path)
     store.submit_message(msg("s1", "c0"))
     await store.sync_journal()
     first = segments(path)
-    assert len(first) == 1  # copied, but not full: kept open for the next appends
-    monkeypatch.setattr(journal_module, "SEGMENT_BYTES", 1)
-    store.submit_message(msg("s1", "c1"))
-    await store.sync_journal()  # full: closed, copied, deleted; a fresh one takes appends
+    assert len(first) == 1  # copied, and kept open for the next appends
+    store.submit_message(msg("s1", "c1"))  # does not fit: closed, a fresh one started
+    assert len(segments(path)) == 2
+    await store.sync_journal()  # the full one copied and deleted
     assert first[0] not in segments(path) and len(segments(path)) == 1
-    store.submit_message(msg("s1", "c2"))
-    store._journal.pending.clear()  # a crash: c2 only in the open segment
     await store.close()
-    assert len(segments(path)) == 1  # not all of it copied: kept
-    again = await open_store(path)  # copies the open segment (c2) on start
-    assert [r[0] for r in db_rows(path)] == [1, 2, 3]
-    await again.close()
     assert segments(path) == []  # a clean stop leaves no segment behind
+    assert [r[0] for r in db_rows(path)] == [1, 2]
+
+
+def test_the_unwritten_zero_tail_of_a_segment_holds_no_records(tmp_path):
+    rows = [("s1", n, 1000, "visitor", None, "V", f"t{n}", f"c{n}", None, None) for n in (1, 2)]
+    data = b"".join(msgpack.packb(r) for r in rows)
+    third = msgpack.packb(("s1", 3, 1000, "visitor", None, "V", "torn", "c3", None, '{"x":1}'))
+    segment = tmp_path / "000000000001.seg"
+    segment.write_bytes(data + bytes(4096))
+    assert read_segment(segment) == (rows, True)
+    # A copy into the map cut short by a kill: dropped like a torn write.
+    segment.write_bytes(data + third[:-3] + bytes(4096))
+    assert read_segment(segment) == (rows, True)
+    segment.write_bytes(data + third + bytes(4096))
+    assert read_segment(segment)[0][2][9] == '{"x":1}'
