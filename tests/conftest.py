@@ -40,6 +40,8 @@ class ServerProcess:
             "CHATSERVER_QUEUE_UPDATE_INTERVAL": "0.1",
             "CHATSERVER_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
+            # A crash in C (a signal) still leaves a traceback in the log.
+            "PYTHONFAULTHANDLER": "1",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -60,7 +62,10 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}:"
+                    f" {self.log_path.read_text()[-3000:]}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.http_url + "/healthz", timeout=0.5).status_code == 200:
                     return
