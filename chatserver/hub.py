@@ -755,16 +755,10 @@ class Hub:
             if conn is not origin:
                 conn.deliver(sid, seq, out)
                 sent += 1
-        # self._operator_conn(live), inlined (once per message)
-        op_conn = None
-        op_id = live.chat.operator_id
-        if op_id is not None:
-            op = self.operators.get(op_id)
-            if op is not None and sid in op.chats:
-                op_conn = op.conn
-                if op_conn is not None and op_conn is not origin:
-                    op_conn.deliver(sid, seq, out)
-                    sent += 1
+        op_conn = self._operator_conn(live)
+        if op_conn is not None and op_conn is not origin:
+            op_conn.deliver(sid, seq, out)
+            sent += 1
         if live.watchers:
             for conn in live.watchers:
                 if conn is not origin and conn is not op_conn:

@@ -115,7 +115,6 @@ class Journal:
         self._fd: int | None = None
         self._path: Path | None = None
         self._map: mmap.mmap | None = None
-        self._size = 0
         self._offset = 0
         self._copied = 0
         # The segment and offset the last take_pending() handed to a copy.
@@ -166,7 +165,6 @@ class Journal:
             raise
         self._fd = fd
         self._path = path
-        self._size = size
         self._offset = 0
         self._copied = 0  # bytes of the current segment in the database
         return mm
@@ -186,27 +184,26 @@ class Journal:
             mm = self.start()  # the last one could not be made (disk full?): try again
         data = self._packer.pack(row)
         end = self._offset + len(data)
-        if end > self._size:
+        if end > len(mm):
             if len(data) > SEGMENT_BYTES:
                 raise OSError(errno.EFBIG, "a journal row is larger than a segment")
-            self._close_segment()
+            self.closed.append(self._close_segment())
             mm = self.start()
             end = len(data)
         mm[end - len(data) : end] = data
         self._offset = end
         self.pending.append(row)
 
-    def _close_segment(self) -> None:
-        """Unmap and close the current segment, cut to its data, onto :attr:`closed`."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-        if self._fd is not None and self._path is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._offset)
-            os.close(self._fd)
-            self._fd = None
-            self.closed.append(self._path)
+    def _close_segment(self) -> Path:
+        """Unmap and close the current segment, cut to its data; returns its path."""
+        assert self._map is not None and self._fd is not None and self._path is not None
+        self._map.close()
+        self._map = None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._offset)
+        os.close(self._fd)
+        self._fd = None
+        return self._path
 
     def take_pending(self) -> list[Row]:
         """The rows appended since the last call, for a copy. The current
@@ -232,10 +229,9 @@ class Journal:
     def close(self) -> None:
         """Close the current segment and unlock; the segment is deleted if
         every row of it is in the database (or it is empty)."""
-        if self._map is not None and self._path is not None:
-            path, copied = self._path, self._offset == self._copied and not self.pending
-            self._close_segment()
-            self.closed.remove(path)
+        if self._map is not None:
+            copied = self._offset == self._copied and not self.pending
+            path = self._close_segment()
             if copied:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
