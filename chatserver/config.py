@@ -92,11 +92,11 @@ class Settings:
     # other node shares the file (no Redis).
     store_inline_commit: bool | None = None
     store_commit_window: float = 0.0
-    # Messages go to an append-only journal (one write() each) that is copied
-    # into SQLite every store_journal_interval seconds. None: on for a single
-    # node (no Redis) with synchronous OFF or NORMAL.
+    # Messages go to an append-only journal (a copy into a shared memory map
+    # each) that is copied into SQLite every store_journal_interval seconds.
+    # None: on for a single node (no Redis) with synchronous OFF or NORMAL.
     store_journal: bool | None = None
-    store_journal_interval: float = 0.25
+    store_journal_interval: float = 1.0
     # Attachments.
     max_upload_bytes: int = 10 * 1024 * 1024
     # E-mail. Without smtp_host no mail is sent (tickets work without it).

@@ -108,6 +108,32 @@ async def test_the_copy_runs_on_its_own_every_interval(tmp_path):
     await store.close()
 
 
+async def test_enough_waiting_messages_are_copied_before_the_interval(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = SqliteStore(path, inline=True, synchronous="NORMAL", journal=True,
+                        journal_interval=60.0, journal_copy_rows=10)
+    await store.open()
+    try:
+        for i in range(9):
+            store.submit_message(msg("s1", f"c{i}"))
+        await asyncio.sleep(0.2)
+        assert db_rows(path) == [] and store.journal_pending == 9  # below the bound: waits
+        store.submit_message(msg("s1", "c9"))
+        for _ in range(100):
+            if len(db_rows(path)) == 10:
+                break
+            await asyncio.sleep(0.02)
+        assert [r[0] for r in db_rows(path)] == list(range(1, 11))
+        assert store.journal_copies == 1 and store.journal_pending == 0
+        # The timer starts over after a copy: the next few wait again.
+        store.submit_message(msg("s1", "c10"))
+        await asyncio.sleep(0.2)
+        assert len(db_rows(path)) == 10 and store.journal_pending == 1
+    finally:
+        await store.close()
+    assert len(db_rows(path)) == 11
+
+
 async def test_a_crash_leaves_segments_that_the_next_open_copies(tmp_path):
     path = tmp_path / "s.sqlite3"
     store = await open_store(path)
