@@ -87,7 +87,8 @@ class FastCounter(Collector):
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self._children: dict[tuple[str, ...], _Count] = {}
-        self._unlabelled = _Count()
+        # The count itself: the hot path adds to its value directly.
+        self.unlabelled = _Count()
         registry.register(self)
 
     def labels(self, **labels: str) -> _Count:
@@ -98,7 +99,7 @@ class FastCounter(Collector):
         return child
 
     def inc(self, amount: float = 1) -> None:
-        self._unlabelled.value += amount
+        self.unlabelled.value += amount
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -106,7 +107,7 @@ class FastCounter(Collector):
             for key, child in self._children.items():
                 family.add_metric(list(key), child.value)
         else:
-            family.add_metric([], self._unlabelled.value)
+            family.add_metric([], self.unlabelled.value)
         yield family
 
 

@@ -528,6 +528,8 @@ class SqliteStore:
         self.on_batch: Callable[[int, float], None] | None = None
         # Journal mode (see __init__).
         self._journal = Journal(journal_dir(path)) if journal else None
+        # Whether messages go to the journal (an attribute: read per message).
+        self.journal_enabled = journal
         self.journal_interval = journal_interval
         self.journal_copy_rows = journal_copy_rows
         # Set when journal_copy_rows messages wait: the copy loop copies at once.
@@ -1063,8 +1065,12 @@ class SqliteStore:
             if known is not None:
                 raise DuplicateMessage(known)
             seq = active.last_seq + 1
-            # The insert's parameters with the seq after the session id.
-            journal.append((sid, seq, *_message_params(m)[1:]))
+            # The insert's parameters (_message_params) with the seq after the session id.
+            extra = m.extra
+            journal.append((
+                sid, seq, m.ts, m.sender, m.sender_id, m.author, m.text, m.client_msg_id,
+                m.event, json.dumps(extra, separators=(",", ":")) if extra else None,
+            ))
             if len(journal.pending) >= self.journal_copy_rows:
                 self._copy_due.set()
         except (OSError, sqlite3.Error, RuntimeError) as exc:
@@ -1091,10 +1097,6 @@ class SqliteStore:
             except Exception:
                 log.exception("store callback failed")
         return future
-
-    @property
-    def journal_enabled(self) -> bool:
-        return self._journal is not None
 
     @property
     def journal_pending(self) -> int:
