@@ -780,6 +780,38 @@ def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
     return round(_median(values), 1) if values else None
 
 
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def round_ratios(results: list[dict[str, Any]], scenario: str) -> dict[str, Any] | None:
+    """CPU per message of ``scenario`` over the relay's in the same round.
+
+    Pairing each run with the relay run of its own round takes out the
+    machine's slow drifts, which move both alike. Returns the ratios, their
+    mean and its 95 % confidence interval (Student's t), or ``None`` without
+    two rounds. Rounds where either run was noisy are left out when at least
+    two quiet ones remain.
+    """
+    relay = {r["repeat"]: r for r in results if r["scenario"] == "relay" and r["delivered"]}
+    pairs = [(r, relay[r["repeat"]]) for r in results
+             if r["scenario"] == scenario and r["delivered"] and r["repeat"] in relay]
+    quiet = [(a, b) for a, b in pairs if not is_noisy(a) and not is_noisy(b)]
+    pairs = quiet if len(quiet) >= 2 else pairs
+    ratios = [a["server_cpu_us_per_msg"] / b["server_cpu_us_per_msg"] for a, b in pairs
+              if a["server_cpu_us_per_msg"] and b["server_cpu_us_per_msg"]]
+    if len(ratios) < 2:
+        return None
+    n = len(ratios)
+    mean = sum(ratios) / n
+    sd = (sum((x - mean) ** 2 for x in ratios) / (n - 1)) ** 0.5
+    half = (_T95[n - 2] if n - 2 < len(_T95) else 1.96) * sd / n**0.5
+    return {"ratios": [round(x, 3) for x in ratios], "mean": round(mean, 3),
+            "ci95": [round(mean - half, 3), round(mean + half, 3)]}
+
+
 def summarise(results: list[dict[str, Any]], scenarios: list[str]) -> dict[str, dict[str, Any]]:
     """Medians over the repeats of each scenario, and the CPU ratio to the relay.
 
@@ -815,10 +847,12 @@ def summarise(results: list[dict[str, Any]], scenarios: list[str]) -> dict[str, 
             "other_processes_cores_max": max(r.get("other_processes_cores") or 0 for r in runs),
         }
     relay = out.get("relay")
-    for row in out.values():
+    for name, row in out.items():
         row["cpu_ratio_vs_relay"] = (
             round(row["server_cpu_us_per_msg"] / relay["server_cpu_us_per_msg"], 2)
             if relay and relay["server_cpu_us_per_msg"] else None)
+        if name != "relay":
+            row["cpu_ratio_per_round"] = round_ratios(results, name)
     return out
 
 
@@ -943,6 +977,13 @@ def print_table(report: dict[str, Any]) -> None:
                   s["ack_p50_ms"], s["ack_p99_ms"], s["server_cpu_util"],
                   s["server_cpu_us_per_msg"], s["cpu_ratio_vs_relay"], s["loadgen_cpu_util"],
                   spread, (s.get("server_user_us_per_msg"), s.get("server_sys_us_per_msg"))))
+    for name, s in report["summary"].items():
+        per_round = s.get("cpu_ratio_per_round")
+        if per_round:
+            low, high = per_round["ci95"]
+            print(f"  {name}: per-round ratio to the relay {per_round['mean']:.2f} "
+                  f"(95 % CI {low:.2f}-{high:.2f}; "
+                  f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
     noisy = [f"{r['scenario']}#{r['repeat']} (others {r['other_processes_cores']:.2f} cores, "
              f"steal {r['machine_steal']:.0%})" for r in report["results"] if is_noisy(r)]
     if noisy:
@@ -1012,8 +1053,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chat-b-env", metavar="KEY=VALUE", action="append", default=[],
                    help="scenario chat-b: an extra environment variable of its server "
                         "(repeatable), e.g. CHATSERVER_STORE_JOURNAL_INTERVAL=1")
-    p.add_argument("--from-json", metavar="PATH", default=None,
-                   help="measure nothing: print (and with --json rewrite) a saved report")
+    p.add_argument("--from-json", metavar="PATH", action="append", default=[],
+                   help="measure nothing: print (and with --json rewrite) a saved report; "
+                        "given several times, pool their rounds (same code and settings)")
     p.add_argument("--json", metavar="PATH", default=None, help="write the report as JSON")
     args = p.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -1032,6 +1074,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def pool_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report of the rounds of several saved ones (rounds renumbered,
+    each still paired with its own relay run); the first one's header."""
+    pooled = dict(reports[0])
+    results: list[dict[str, Any]] = []
+    scenarios: list[str] = []
+    for index, report in enumerate(reports):
+        if report["code"].get("chatserver_sha256") != reports[0]["code"].get("chatserver_sha256"):
+            print(f"!! report {index + 1} measured other chatserver sources than the first",
+                  file=sys.stderr)
+        offset = len({r["repeat"] for r in results}) and max(r["repeat"] for r in results) + 1
+        results += [{**r, "repeat": r["repeat"] + offset} for r in report["results"]]
+        scenarios += [s for s in report["summary"] if s not in scenarios]
+    pooled["results"] = results
+    pooled["scenarios"] = scenarios
+    if len(reports) > 1:
+        pooled["config"] = {**pooled["config"], "repeat": len({r["repeat"] for r in results}),
+                            "pooled_reports": len(reports)}
+    return pooled
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # unwinds through the finally blocks that stop the servers
 
@@ -1040,8 +1103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     if args.from_json:
-        report = json.loads(Path(args.from_json).read_text())
-        report["summary"] = summarise(report["results"], list(report["summary"]))
+        report = pool_reports([json.loads(Path(p).read_text()) for p in args.from_json])
+        report["summary"] = summarise(report["results"], report["scenarios"])
         report["ratios"] = {k: v["cpu_ratio_vs_relay"] for k, v in report["summary"].items()
                             if v.get("cpu_ratio_vs_relay") is not None and k != "relay"}
     else:
