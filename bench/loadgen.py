@@ -1084,7 +1084,7 @@ def pool_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         if report["code"].get("chatserver_sha256") != reports[0]["code"].get("chatserver_sha256"):
             print(f"!! report {index + 1} measured other chatserver sources than the first",
                   file=sys.stderr)
-        offset = len({r["repeat"] for r in results}) and max(r["repeat"] for r in results) + 1
+        offset = max((r["repeat"] for r in results), default=-1) + 1
         results += [{**r, "repeat": r["repeat"] + offset} for r in report["results"]]
         scenarios += [s for s in report["summary"] if s not in scenarios]
     pooled["results"] = results

@@ -547,10 +547,8 @@ class Hub:
                 conn.send(out)
 
     def _operator_conn(self, live: LiveSession) -> Connection | None:
-        # _local_operator, inlined (per message).
-        op_id = live.chat.operator_id
-        op = self.operators.get(op_id) if op_id is not None else None
-        return op.conn if op is not None and live.session_id in op.chats else None
+        op = self._local_operator(live)
+        return op.conn if op is not None else None
 
     def _note(self, live: LiveSession, note: dict[str, Any]) -> None:
         """Tell other nodes holding this session (typing, reads, visitor info)."""
@@ -629,16 +627,7 @@ class Hub:
             return
         who: str = sender._value_
         record = MessageRecord(
-            live.session_id,
-            0,
-            int(time.time() * 1000),  # now_ms(), inlined
-            who,
-            sender_id,
-            author,
-            text,
-            client_msg_id,
-            None,
-            extra,
+            live.session_id, 0, now_ms(), who, sender_id, author, text, client_msg_id, None, extra
         )
         try:
             store.append_message(record)
@@ -756,9 +745,7 @@ class Hub:
         self._evict_if_idle(live)
 
     def _fan_out(self, live: LiveSession, record: MessageRecord, origin: Connection | None) -> None:
-        chat = live.chat
-        if record.seq > chat.last_seq:  # chat.note_seq, inlined (per message)
-            chat.last_seq = record.seq
+        live.chat.note_seq(record.seq)
         if record.event is not None:
             self._apply_event(live, record)
         out = Outgoing(record.to_frame())

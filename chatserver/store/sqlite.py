@@ -406,9 +406,11 @@ def _column_value(value: Any) -> Any:
     return value
 
 
-def _message_params(m: MessageRecord) -> tuple[Any, ...]:
+def _message_row(m: MessageRecord, seq: int) -> Row:
+    """``m`` as a ``messages`` row (the columns of :data:`COLUMNS`) with ``seq``."""
     return (
         m.session_id,
+        seq,
         m.ts,
         m.sender,
         m.sender_id,
@@ -418,6 +420,12 @@ def _message_params(m: MessageRecord) -> tuple[Any, ...]:
         m.event,
         json.dumps(m.extra, separators=(",", ":")) if m.extra else None,
     )
+
+
+def _message_params(m: MessageRecord) -> tuple[Any, ...]:
+    """The parameters of :data:`_INSERT_MESSAGE`: the row without its seq."""
+    row = _message_row(m, 0)
+    return (row[0], *row[2:])
 
 
 def _session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionRecord:
@@ -1065,12 +1073,7 @@ class SqliteStore:
             if known is not None:
                 raise DuplicateMessage(known)
             seq = active.last_seq + 1
-            # The insert's parameters (_message_params) with the seq after the session id.
-            extra = m.extra
-            journal.append((
-                sid, seq, m.ts, m.sender, m.sender_id, m.author, m.text, m.client_msg_id,
-                m.event, json.dumps(extra, separators=(",", ":")) if extra else None,
-            ))
+            journal.append(_message_row(m, seq))
             if len(journal.pending) >= self.journal_copy_rows:
                 self._copy_due.set()
         except (OSError, sqlite3.Error, RuntimeError) as exc:
