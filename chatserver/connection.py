@@ -16,8 +16,8 @@ import contextlib
 import logging
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from typing import Any, ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -63,9 +63,9 @@ class Connection:
         "ws",
     )
 
-    _ids = iter(range(1, 1 << 62))
+    _ids: ClassVar[Iterator[int]] = iter(range(1, 1 << 62))
     # Direct writes the transport suspended (back-pressure), all connections.
-    stalls = 0
+    stalls: ClassVar[int] = 0
 
     def __init__(
         self, ws: WebSocket, role: str, *, binary: bool, send: Send | None = None
