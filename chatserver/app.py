@@ -47,6 +47,7 @@ from .store.sqlite import SqliteStore
 from .store.tickets import TicketStore
 from .ticketing import TicketService
 from .types import OperatorId, Role
+from .wire import SEND_NOWAIT
 
 log = logging.getLogger("chatserver.app")
 
@@ -136,7 +137,9 @@ async def _serve(ws: WebSocket, role: str, receive: Receive, send: Send) -> None
         return
     binary = MSGPACK_SUBPROTOCOL in ws.scope.get("subprotocols", [])
     await ws.accept(subprotocol=MSGPACK_SUBPROTOCOL if binary else None)
-    conn = Connection(ws, role, binary=binary, send=send)
+    extensions = ws.scope.get("extensions") or {}
+    conn = Connection(ws, role, binary=binary, send=send,
+                      send_nowait=extensions.get(SEND_NOWAIT))
     sockets: OpenSockets = ws.app.state.sockets
     sockets.add(conn)
     schemas = VISITOR_FRAMES if role == "visitor" else OPERATOR_FRAMES

@@ -40,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import NodeServer, create_app
+    from .wire import ChatWebSocketProtocol
 
     settings = Settings.load(
         host=args.host,
@@ -57,8 +58,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=ChatWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         log_config=None,
         log_level=settings.log_level,
         lifespan="on",

@@ -61,6 +61,8 @@ class Settings:
     # Frames and text limits.
     max_frame_bytes: int = 64 * 1024
     max_message_chars: int = 4000
+    # permessage-deflate on the chat sockets (see docs/configuration.md).
+    ws_compression: bool = False
     # Security.
     visitor_allowed_origins: tuple[str, ...] = ("*",)
     identity_secret: str | None = None
@@ -126,6 +128,7 @@ class Settings:
         "node_id": "optional",
         "max_frame_bytes": int,
         "max_message_chars": int,
+        "ws_compression": bool,
         "visitor_allowed_origins": "list",
         "identity_secret": "optional",
         "operator_token_ttl": float,

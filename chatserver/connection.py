@@ -31,6 +31,8 @@ _SEND_FAILED = (WebSocketDisconnect, RuntimeError, OSError)
 
 # An ASGI ``send``: takes a message dict such as {"type": "websocket.send", ...}.
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+# chatserver.wire's scope extension: write a data frame now, or return False.
+SendNowait = Callable[[bytes, bool], bool]
 
 
 @types.coroutine
@@ -49,6 +51,7 @@ class Connection:
         "_closed",
         "_cursor",
         "_held",
+        "_nowait",
         "_outbox",
         "_rate_count",
         "_rate_window",
@@ -68,12 +71,21 @@ class Connection:
     stalls: ClassVar[int] = 0
 
     def __init__(
-        self, ws: WebSocket, role: str, *, binary: bool, send: Send | None = None
+        self,
+        ws: WebSocket,
+        role: str,
+        *,
+        binary: bool,
+        send: Send | None = None,
+        send_nowait: SendNowait | None = None,
     ) -> None:
         """``send`` is the server's ASGI send for data frames (default:
-        ``ws.send``); passing the raw one skips Starlette's per-frame checks."""
+        ``ws.send``); passing the raw one skips Starlette's per-frame checks.
+        ``send_nowait``, the scope extension of chatserver.wire, writes frames
+        while it accepts them; the rest take ``send``."""
         self.ws = ws
         self._send: Send = send if send is not None else ws.send
+        self._nowait = send_nowait
         self.role = role
         self.binary = binary
         self.conn_id = next(Connection._ids)
@@ -103,6 +115,9 @@ class Connection:
         """Queue a frame. Never blocks; drops the client if it cannot keep up."""
         if self._busy or self._closed:
             self._enqueue(out)
+            return
+        nowait = self._nowait
+        if nowait is not None and nowait(out.payload(self.binary), self.binary):
             return
         # Written in this step; handed to the writer task if the transport suspends.
         coro: Any = self._send(out.message(self.binary))

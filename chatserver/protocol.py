@@ -213,12 +213,13 @@ class Outgoing:
     ``frame`` encoded): then the frame is not encoded again for text clients.
     """
 
-    __slots__ = ("_bin", "_bin_msg", "_text", "_text_msg", "frame")
+    __slots__ = ("_bin", "_bin_msg", "_text", "_text_bytes", "_text_msg", "frame")
 
     def __init__(self, frame: dict[str, Any], text: str | None = None) -> None:
         self.frame = frame
         self._text = text
         self._bin: bytes | None = None
+        self._text_bytes: bytes | None = None
         self._text_msg: dict[str, Any] | None = None
         self._bin_msg: dict[str, Any] | None = None
 
@@ -233,6 +234,18 @@ class Outgoing:
         if self._bin is None:
             self._bin = msgpack.packb(self.frame, use_bin_type=True)
         return self._bin
+
+    def payload(self, binary: bool) -> bytes:
+        """The frame's payload on the wire (UTF-8 JSON or msgpack), built once."""
+        if binary:
+            return self.binary
+        data = self._text_bytes
+        if data is None:
+            text = self._text
+            if text is None:
+                text = self._text = _json_encode(self.frame)
+            data = self._text_bytes = text.encode()
+        return data
 
     def message(self, binary: bool) -> dict[str, Any]:
         """The ASGI ``websocket.send`` message, built once per wire format."""
