@@ -3,26 +3,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-NATIVE := build/native/chatserver/manifest.json
-SOURCES := $(shell find chatserver -name '*.py')
 
-.PHONY: serve test check lint typecheck pytest system-deps bench native clean
+.PHONY: serve test check lint typecheck pytest system-deps bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,native]'
+	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# The hot path (protocol, connection, hub) compiled with mypyc, rebuilt when
-# any source changes (chatserver/native.py). Where it cannot be built (no C
-# compiler), the pure-Python modules run: same behaviour, more CPU.
-$(NATIVE): $(STAMP) $(SOURCES)
-	@$(BIN)/chatserver native build || true
-
-native: $(NATIVE)
-
-serve: $(STAMP) $(NATIVE)
+serve: $(STAMP)
 	$(BIN)/chatserver serve $(ARGS)
 
 # Debian packages the browser and Redis tests need (CI runs this too).
@@ -38,7 +28,7 @@ system-deps:
 
 test: $(STAMP) system-deps pytest check
 
-pytest: $(STAMP) $(NATIVE)
+pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 check: lint typecheck
@@ -53,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/loadgen.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

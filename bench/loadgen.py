@@ -719,14 +719,6 @@ def export_commit(rev: str, dest: Path) -> str:
                              capture_output=True, check=True).stdout
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    if (dest / "chatserver" / "native.py").exists():
-        # The commit's compiled hot path, as `make serve` would build it.
-        built = subprocess.run([sys.executable, "-m", "chatserver", "native", "build"], cwd=dest,
-                               env={**os.environ, "PYTHONPATH": str(dest)},
-                               capture_output=True, text=True)
-        if built.returncode:
-            print(f"  {rev}: no compiled build, its pure-Python modules will run\n"
-                  f"{built.stderr[-2000:]}", file=sys.stderr)
     return subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True,
                           text=True, check=True).stdout.strip()
 
@@ -741,9 +733,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         args.chat_b_root = work / "src-b"
         export_commit(args.chat_b_commit, args.chat_b_root)
     code = code_info(args.chat_root)
-    if "chat-b" in args.scenarios:
-        code["native_b"] = native_status(args.chat_b_root or args.chat_root,
-                                         dict(args.chat_b_env))
     if commit is not None:
         code["commit"], code["uncommitted"] = commit, []
     results: list[dict[str, Any]] = []
@@ -921,19 +910,7 @@ def code_info(root: Path) -> dict[str, Any]:
         "uncommitted": [line.strip() for line in
                         git("status", "--porcelain", "--", "chatserver").splitlines()],
         "chatserver_sha256": digest.hexdigest()[:16],
-        "native": native_status(root),
     }
-
-
-def native_status(root: Path, extra_env: dict[str, str] | None = None) -> str:
-    """Whether ``root``'s chatserver runs its compiled hot path (``chatserver native
-    status``), as the server started from there with ``extra_env`` would."""
-    if not (root / "chatserver" / "native.py").exists():
-        return "pure Python: no chatserver.native in this version"
-    env = {**os.environ, "PYTHONPATH": str(root), **(extra_env or {})}
-    out = subprocess.run([sys.executable, "-m", "chatserver", "native", "status"], cwd=root,
-                         env=env, capture_output=True, text=True)
-    return (out.stdout or out.stderr).strip()
 
 
 def machine_info() -> dict[str, Any]:
@@ -957,10 +934,6 @@ def print_table(report: dict[str, Any]) -> None:
     code = report["code"]
     dirty = f", uncommitted: {' '.join(code['uncommitted'])}" if code["uncommitted"] else ""
     print(f"chatserver at {code['commit']} (sources {code['chatserver_sha256']}){dirty}")
-    if code.get("native"):
-        print(f"hot path: {code['native']}")
-    if code.get("native_b"):
-        print(f"hot path of chat-b: {code['native_b']}")
     if code.get("changed_during_run"):
         print("!! the chatserver sources changed during the run: the scenarios measured "
               "different code (use --chat-commit to measure a frozen commit)")

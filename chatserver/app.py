@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import api, auth, native
+from . import api, auth
 from .attachments import FileStore
 from .bus.base import Bus
 from .bus.memory import MemoryBus
@@ -271,7 +271,6 @@ async def healthz(request: Request) -> Response:
             "store": store_ok,
             "presence": hub._presence_ok,
             "bus": hub.bus.healthy,
-            "native": native.status,
             "stats": hub.stats(),
         },
         status_code=200 if store_ok else 503,

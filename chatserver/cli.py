@@ -1,16 +1,14 @@
 """Command line: ``chatserver serve | operator add|list | audit verify | mail ingest``,
-``customer add|list | time log | report billing | native build|status``."""
+``customer add|list | time log | report billing``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import logging
 import secrets
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -50,9 +48,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         smtp_listen_port=args.smtp_port,
     )
     _setup_logging(settings)
-    from . import native
-
-    logging.getLogger("chatserver").info("hot path: %s", native.status)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -461,30 +456,6 @@ def _add_billing_commands(sub: Any) -> None:
     bill.set_defaults(func=cmd_report_billing)
 
 
-def cmd_native_build(args: argparse.Namespace) -> int:
-    from . import native
-
-    try:
-        native_dir = native.build(jobs=args.jobs)
-    except (subprocess.CalledProcessError, OSError, ImportError) as exc:
-        log = native.PACKAGE_DIR.parent / "build" / "native.log"
-        with contextlib.suppress(OSError):
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            print("\n".join(tail), file=sys.stderr)
-        print(f"chatserver: no compiled build ({exc}; the compiler's output is in {log}); "
-              "the pure-Python modules will run", file=sys.stderr)
-        return 1
-    print(f"chatserver: compiled {', '.join(native.COMPILED)} into {native_dir}")
-    return 0
-
-
-def cmd_native_status(args: argparse.Namespace) -> int:
-    from . import native
-
-    print(native.check())
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -539,14 +510,6 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--data-dir", type=Path)
     ingest.set_defaults(func=cmd_mail_ingest)
     _add_billing_commands(sub)
-
-    native = sub.add_parser("native", help="the compiled (mypyc) build of the hot path")
-    native_sub = native.add_subparsers(dest="native_command", required=True)
-    nbuild = native_sub.add_parser("build", help="compile the hot-path modules (needs gcc)")
-    nbuild.add_argument("--jobs", type=int, default=2, help="parallel compiler runs")
-    nbuild.set_defaults(func=cmd_native_build)
-    nstatus = native_sub.add_parser("status", help="whether the compiled modules would be used")
-    nstatus.set_defaults(func=cmd_native_status)
     return parser
 
 
