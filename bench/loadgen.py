@@ -17,7 +17,9 @@ traffic through both and reports, per scenario:
 
 Scenarios: ``relay``, ``relay-ack`` (the relay also answers each frame with an
 ack frame to its sender: the floor of any server that acks every message with
-a frame of its own), ``chat-normal`` and ``chat-full`` (the chat server with
+a frame of its own), ``relay-wire`` (the relay on the chat server's own
+WebSocket layer, ``chatserver.wire``, instead of uvicorn's stock protocol),
+``chat-normal`` and ``chat-full`` (the chat server with
 ``CHATSERVER_STORE_SYNCHRONOUS`` NORMAL or FULL).
 
 Traffic: each pair sends ``--messages`` messages at ``--rate-per-pair`` msg/s,
@@ -70,7 +72,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "bench-password"
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 SETTLE_SECONDS = 1.5  # > queue_update_interval: the post-assignment queue broadcast is done
-SCENARIOS = ("relay", "relay-ack", "chat-full", "chat-normal", "chat-b")
+SCENARIOS = ("relay", "relay-ack", "relay-wire", "chat-full", "chat-normal", "chat-b")
 SETUP_TIMEOUT = 20.0
 NOISY_CORES = 0.2  # other processes busier than this during a run make it "noisy"
 NOISY_STEAL = 0.05  # so does a hypervisor stealing more than this share of the CPUs
@@ -216,13 +218,15 @@ def chat_server(
 
 
 def relay_server(log_dir: Path, profile_out: Path | None = None,
-                 ack: bool = False) -> ServerProcess:
+                 ack: bool = False, wire: bool = False) -> ServerProcess:
     port = free_port()
     argv = [*_python(profile_out), str(ROOT / "bench" / "relay.py"), "--port", str(port)]
     if ack:
         argv.append("--ack")
+    if wire:
+        argv.append("--wire")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    name = "relay-ack" if ack else "relay"
+    name = "relay-ack" if ack else "relay-wire" if wire else "relay"
     return ServerProcess(name, argv, env, port, log_dir / f"{name}.log")
 
 
@@ -682,7 +686,8 @@ async def run_one(args: argparse.Namespace, scenario: str, work: Path, rep: int)
         pstats_out.parent.mkdir(parents=True, exist_ok=True)
         pstats_out.unlink(missing_ok=True)
     if scenario.startswith("relay"):
-        server = relay_server(work, pstats_out, ack=scenario == "relay-ack")
+        server = relay_server(work, pstats_out, ack=scenario == "relay-ack",
+                              wire=scenario == "relay-wire")
     elif scenario == "chat-b":
         # The A/B side: chat-normal from --chat-b-root/--chat-b-commit with --chat-b-env.
         server = chat_server(work / f"{scenario}-{rep}", "NORMAL", pstats_out,
@@ -786,8 +791,9 @@ _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
 
-def round_ratios(results: list[dict[str, Any]], scenario: str) -> dict[str, Any] | None:
-    """CPU per message of ``scenario`` over the relay's in the same round.
+def round_ratios(results: list[dict[str, Any]], scenario: str,
+                 base: str = "relay") -> dict[str, Any] | None:
+    """CPU per message of ``scenario`` over ``base``'s (the relay's) in the same round.
 
     Pairing each run with the relay run of its own round takes out the
     machine's slow drifts, which move both alike. Returns the ratios, their
@@ -795,7 +801,7 @@ def round_ratios(results: list[dict[str, Any]], scenario: str) -> dict[str, Any]
     two rounds. Rounds where either run was noisy are left out when at least
     two quiet ones remain.
     """
-    relay = {r["repeat"]: r for r in results if r["scenario"] == "relay" and r["delivered"]}
+    relay = {r["repeat"]: r for r in results if r["scenario"] == base and r["delivered"]}
     pairs = [(r, relay[r["repeat"]]) for r in results
              if r["scenario"] == scenario and r["delivered"] and r["repeat"] in relay]
     quiet = [(a, b) for a, b in pairs if not is_noisy(a) and not is_noisy(b)]
@@ -853,6 +859,9 @@ def summarise(results: list[dict[str, Any]], scenarios: list[str]) -> dict[str, 
             if relay and relay["server_cpu_us_per_msg"] else None)
         if name != "relay":
             row["cpu_ratio_per_round"] = round_ratios(results, name)
+        if "relay-wire" in out and name.startswith("chat"):
+            # Against a relay on the chat server's own WebSocket layer, too.
+            row["cpu_ratio_per_round_vs_relay_wire"] = round_ratios(results, name, "relay-wire")
     return out
 
 
@@ -982,6 +991,12 @@ def print_table(report: dict[str, Any]) -> None:
         if per_round:
             low, high = per_round["ci95"]
             print(f"  {name}: per-round ratio to the relay {per_round['mean']:.2f} "
+                  f"(95 % CI {low:.2f}-{high:.2f}; "
+                  f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
+        per_round = s.get("cpu_ratio_per_round_vs_relay_wire")
+        if per_round:
+            low, high = per_round["ci95"]
+            print(f"  {name}: per-round ratio to relay-wire {per_round['mean']:.2f} "
                   f"(95 % CI {low:.2f}-{high:.2f}; "
                   f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
     noisy = [f"{r['scenario']}#{r['repeat']} (others {r['other_processes_cores']:.2f} cores, "

@@ -11,12 +11,14 @@ the frame by a string search, no JSON parsing). That is the floor of any
 server that acks each message with a frame of its own, as the chat protocol
 does: one received frame and two sent ones, and no other work.
 
-It is served by uvicorn with the same settings as ``chatserver serve``
-(``ws="websockets-sansio"``, the same max frame size, ``log_config=None``), so
-the difference in CPU per message between the two is what the chat server's
-routing, validation, persistence and acks cost::
+It is served by uvicorn with its stock ``websockets-sansio`` protocol, the same
+max frame size and ``log_config=None``. With ``--wire`` it runs on the chat
+server's own WebSocket layer instead (``chatserver.wire``: the short path for
+plain data frames, frames forwarded through its ``send_nowait``, no
+permessage-deflate), so that the difference between the two is what the chat
+server's routing, validation, persistence and acks cost over the same framing::
 
-    python bench/relay.py --port 8100
+    python bench/relay.py --port 8100 [--ack] [--wire]
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+
+from chatserver.wire import SEND_NOWAIT, ChatWebSocketProtocol
 
 # Same as chatserver.config.Settings.max_frame_bytes.
 MAX_FRAME_BYTES = 64 * 1024
@@ -47,6 +51,8 @@ class _Pair:
 _pairs: dict[str, _Pair] = {}
 # Set by --ack: answer each forwarded text frame with an ack to its sender.
 _ACK = False
+# Set by --wire: chatserver.wire's WebSocket layer, frames sent by its send_nowait.
+_WIRE = False
 _CMID = '"client_msg_id":"'
 
 
@@ -60,6 +66,11 @@ def _ack_frame(text: str) -> str:
 
 
 async def _send(ws: WebSocket, data: str | bytes) -> None:
+    if _WIRE:
+        binary = isinstance(data, bytes)
+        nowait = ws.scope["extensions"].get(SEND_NOWAIT)
+        if nowait is not None and nowait(data if binary else data.encode(), binary):
+            return
     if isinstance(data, str):
         await ws.send_text(data)
     else:
@@ -87,12 +98,10 @@ async def _relay(ws: WebSocket, me: int) -> None:
             peer = pair.sides[other]
             if peer is None:
                 pair.held[other].append(data)
-            elif isinstance(data, str):
-                await peer.send_text(data)
-                if _ACK:
-                    await ws.send_text(_ack_frame(data))
             else:
-                await peer.send_bytes(data)
+                await _send(peer, data)
+                if _ACK and isinstance(data, str):
+                    await _send(ws, _ack_frame(data))
     finally:
         if pair.sides[me] is ws:
             pair.sides[me] = None
@@ -128,15 +137,19 @@ def main() -> None:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--ack", action="store_true",
                         help="answer every forwarded text frame with an ack frame to its sender")
+    parser.add_argument("--wire", action="store_true",
+                        help="run on chatserver.wire's WebSocket layer, not uvicorn's stock one")
     args = parser.parse_args()
-    global _ACK
+    global _ACK, _WIRE
     _ACK = args.ack
+    _WIRE = args.wire
     logging.basicConfig(level=args.log_level.upper())
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
-        ws="websockets-sansio",
+        ws=ChatWebSocketProtocol if args.wire else "websockets-sansio",
+        ws_per_message_deflate=not args.wire,
         ws_max_size=MAX_FRAME_BYTES,
         log_config=None,
         log_level=args.log_level,
