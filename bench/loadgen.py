@@ -17,7 +17,7 @@ traffic through both and reports, per scenario:
 
 Scenarios: ``relay``, ``relay-ack`` (the relay also answers each frame with an
 ack frame to its sender: the floor of any server that acks every message with
-a frame of its own), ``relay-wire`` (the relay on the chat server's own
+a frame of its own), ``relay-wire`` and ``relay-ack-wire`` (the same on the chat server's own
 WebSocket layer, ``chatserver.wire``, instead of uvicorn's stock protocol),
 ``chat-normal`` and ``chat-full`` (the chat server with
 ``CHATSERVER_STORE_SYNCHRONOUS`` NORMAL or FULL).
@@ -72,7 +72,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "bench-password"
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 SETTLE_SECONDS = 1.5  # > queue_update_interval: the post-assignment queue broadcast is done
-SCENARIOS = ("relay", "relay-ack", "relay-wire", "chat-full", "chat-normal", "chat-b")
+SCENARIOS = ("relay", "relay-ack", "relay-wire", "relay-ack-wire", "chat-full", "chat-normal",
+             "chat-b")
+# Baselines on the chat server's own WebSocket layer: its ratio to them is reported too.
+WIRE_BASES = ("relay-wire", "relay-ack-wire")
 SETUP_TIMEOUT = 20.0
 NOISY_CORES = 0.2  # other processes busier than this during a run make it "noisy"
 NOISY_STEAL = 0.05  # so does a hypervisor stealing more than this share of the CPUs
@@ -226,7 +229,7 @@ def relay_server(log_dir: Path, profile_out: Path | None = None,
     if wire:
         argv.append("--wire")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    name = "relay-ack" if ack else "relay-wire" if wire else "relay"
+    name = "relay" + ("-ack" if ack else "") + ("-wire" if wire else "")
     return ServerProcess(name, argv, env, port, log_dir / f"{name}.log")
 
 
@@ -652,8 +655,8 @@ async def relay_scenario(server: ServerProcess, args: argparse.Namespace, scenar
         sides += _sides(a, b, message_template(pad, None), message_template(pad, fake_session),
                         index, pairs, args)
     try:
-        return await run_traffic(server, sides, args, scenario == "relay-ack", profile_dir,
-                                 scenario)
+        return await run_traffic(server, sides, args, scenario.startswith("relay-ack"),
+                                 profile_dir, scenario)
     finally:
         await asyncio.gather(*(c.close() for ab in conns for c in ab))
 
@@ -686,8 +689,8 @@ async def run_one(args: argparse.Namespace, scenario: str, work: Path, rep: int)
         pstats_out.parent.mkdir(parents=True, exist_ok=True)
         pstats_out.unlink(missing_ok=True)
     if scenario.startswith("relay"):
-        server = relay_server(work, pstats_out, ack=scenario == "relay-ack",
-                              wire=scenario == "relay-wire")
+        server = relay_server(work, pstats_out, ack=scenario.startswith("relay-ack"),
+                              wire=scenario.endswith("-wire"))
     elif scenario == "chat-b":
         # The A/B side: chat-normal from --chat-b-root/--chat-b-commit with --chat-b-env.
         server = chat_server(work / f"{scenario}-{rep}", "NORMAL", pstats_out,
@@ -859,9 +862,10 @@ def summarise(results: list[dict[str, Any]], scenarios: list[str]) -> dict[str, 
             if relay and relay["server_cpu_us_per_msg"] else None)
         if name != "relay":
             row["cpu_ratio_per_round"] = round_ratios(results, name)
-        if "relay-wire" in out and name.startswith("chat"):
-            # Against a relay on the chat server's own WebSocket layer, too.
-            row["cpu_ratio_per_round_vs_relay_wire"] = round_ratios(results, name, "relay-wire")
+        for base in WIRE_BASES:
+            if base in out and name.startswith("chat"):
+                # Against a relay on the chat server's own WebSocket layer, too.
+                row[f"cpu_ratio_per_round_vs_{base}"] = round_ratios(results, name, base)
     return out
 
 
@@ -993,12 +997,13 @@ def print_table(report: dict[str, Any]) -> None:
             print(f"  {name}: per-round ratio to the relay {per_round['mean']:.2f} "
                   f"(95 % CI {low:.2f}-{high:.2f}; "
                   f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
-        per_round = s.get("cpu_ratio_per_round_vs_relay_wire")
-        if per_round:
-            low, high = per_round["ci95"]
-            print(f"  {name}: per-round ratio to relay-wire {per_round['mean']:.2f} "
-                  f"(95 % CI {low:.2f}-{high:.2f}; "
-                  f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
+        for base in WIRE_BASES:
+            per_round = s.get(f"cpu_ratio_per_round_vs_{base}")
+            if per_round:
+                low, high = per_round["ci95"]
+                print(f"  {name}: per-round ratio to {base} {per_round['mean']:.2f} "
+                      f"(95 % CI {low:.2f}-{high:.2f}; "
+                      f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
     noisy = [f"{r['scenario']}#{r['repeat']} (others {r['other_processes_cores']:.2f} cores, "
              f"steal {r['machine_steal']:.0%})" for r in report["results"] if is_noisy(r)]
     if noisy:
