@@ -990,18 +990,14 @@ def print_table(report: dict[str, Any]) -> None:
                   s["ack_p50_ms"], s["ack_p99_ms"], s["server_cpu_util"],
                   s["server_cpu_us_per_msg"], s["cpu_ratio_vs_relay"], s["loadgen_cpu_util"],
                   spread, (s.get("server_user_us_per_msg"), s.get("server_sys_us_per_msg"))))
+    bases = [("the relay", "cpu_ratio_per_round"),
+             *((base, f"cpu_ratio_per_round_vs_{base}") for base in WIRE_BASES)]
     for name, s in report["summary"].items():
-        per_round = s.get("cpu_ratio_per_round")
-        if per_round:
-            low, high = per_round["ci95"]
-            print(f"  {name}: per-round ratio to the relay {per_round['mean']:.2f} "
-                  f"(95 % CI {low:.2f}-{high:.2f}; "
-                  f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
-        for base in WIRE_BASES:
-            per_round = s.get(f"cpu_ratio_per_round_vs_{base}")
+        for label, key in bases:
+            per_round = s.get(key)
             if per_round:
                 low, high = per_round["ci95"]
-                print(f"  {name}: per-round ratio to {base} {per_round['mean']:.2f} "
+                print(f"  {name}: per-round ratio to {label} {per_round['mean']:.2f} "
                       f"(95 % CI {low:.2f}-{high:.2f}; "
                       f"{' '.join(f'{x:.2f}' for x in per_round['ratios'])})")
     noisy = [f"{r['scenario']}#{r['repeat']} (others {r['other_processes_cores']:.2f} cores, "

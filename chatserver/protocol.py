@@ -241,10 +241,7 @@ class Outgoing:
             return self.binary
         data = self._text_bytes
         if data is None:
-            text = self._text
-            if text is None:
-                text = self._text = _json_encode(self.frame)
-            data = self._text_bytes = text.encode()
+            data = self._text_bytes = self.text.encode()
         return data
 
     def message(self, binary: bool) -> dict[str, Any]:

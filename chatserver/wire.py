@@ -150,7 +150,7 @@ class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
                     try:
                         text = payload.decode()
                     except UnicodeDecodeError:
-                        self._to_parser(data[pos:], final=True, invalid_text=True)
+                        self._refuse_text()
                         return
                     queue.put_nowait({"type": "websocket.receive", "text": text})
                 else:
@@ -172,17 +172,18 @@ class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.conn.reader.buffer
         )
 
-    def _to_parser(self, chunk: bytes, *, final: bool, invalid_text: bool = False) -> bool:
+    def _refuse_text(self) -> None:
+        """Close with 1007, as uvicorn does for a text message that is not UTF-8."""
+        self._fast = False
+        self.logger.info("Invalid UTF-8 sequence received from client.")
+        self.conn.send_close(1007)
+        self.handle_parser_exception()
+
+    def _to_parser(self, chunk: bytes, *, final: bool) -> bool:
         """Hand complete frames (or, ``final``, all the rest of the stream) to
         websockets; False when the connection is failing."""
         if final:
             self._fast = False
-        if invalid_text:
-            # As uvicorn does for a text message that is not UTF-8.
-            self.logger.info("Invalid UTF-8 sequence received from client.")
-            self.conn.send_close(1007)
-            self.handle_parser_exception()
-            return False
         self.conn.receive_data(chunk)
         if self.conn.parser_exc is not None:
             self._fast = False
