@@ -17,6 +17,7 @@ from uvicorn.server import ServerState
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 
+from chatserver.config import ConfigError, Settings
 from chatserver.wire import PAUSE_AT, SEND_NOWAIT, ChatWebSocketProtocol
 
 from .conftest import free_port
@@ -467,3 +468,26 @@ async def test_bytes_that_came_with_the_request_keep_websockets_parsing() -> Non
     assert ours == theirs
     events = [e for e in ours[0] if e["type"] == "websocket.receive"]
     assert [e["text"] for e in events] == ["split across reads", "next"]
+
+
+@pytest.mark.parametrize(("setting", "offered"), [(None, False), ("true", True)])
+async def test_the_server_offers_compression_only_when_told(
+    make_server: Any, setting: str | None, offered: bool
+) -> None:
+    """`chatserver serve`: no permessage-deflate by default, and chats still work with it."""
+    server = make_server(env={"CHATSERVER_WS_COMPRESSION": setting} if setting else None)
+    server.start()
+    async with connect(f"{server.url}/ws/visitor", compression="deflate") as ws:
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+        assert ("permessage-deflate" in extensions) is offered
+        await ws.send('{"type":"hello"}')
+        assert '"type":"welcome"' in str(await ws.recv())
+        await ws.send('{"type":"message","client_msg_id":"c1","text":"grüezi"}')
+        while '"type":"ack"' not in (frame := str(await ws.recv())):
+            pass
+        assert '"seq":1' in frame
+
+
+def test_a_bad_compression_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="CHATSERVER_WS_COMPRESSION"):
+        Settings.load(env={"CHATSERVER_WS_COMPRESSION": "maybe"})
