@@ -1,5 +1,6 @@
-"""Command line: ``chatserver serve | operator add|list | audit verify | mail ingest``,
-``customer add|list | time log | report billing``."""
+"""Command line: ``chatserver serve | migrate | operator add|list|disable|enable|remove|passwd|set |
+audit verify|seal|export | mail ingest``,
+``customer add|list | time log | report billing | kb import|export``."""
 
 from __future__ import annotations
 
@@ -8,21 +9,22 @@ import asyncio
 import getpass
 import logging
 import secrets
-import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import auth
-from .config import ConfigError, Settings
-from .store.sqlite import connect_sync
-from .types import Role
+from chatserver.config import ConfigError, Settings
+from chatserver.operators import auth
+from chatserver.operators.commands import add_lifecycle_commands
+from chatserver.store.commands import add_store_commands
+from chatserver.store.database import INTEGRITY_ERRORS, Database, connect, migrate
+from chatserver.types import Role
 
 
 def _setup_logging(settings: Settings) -> None:
-    from .app import JsonFormatter
+    from chatserver.web.app import JsonFormatter
 
     handler = logging.StreamHandler()
     if settings.log_json:
@@ -37,25 +39,39 @@ def _setup_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import NodeServer, create_app
-    from .wire import ChatWebSocketProtocol
+    from chatserver.transport.wire import ChatWebSocketProtocol, choose_ws_protocol
+    from chatserver.web.app import NodeServer, create_app
 
     settings = Settings.load(
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,
+        database_url=args.database_url,
+        database_schema=args.database_schema,
         redis_url=args.redis_url,
         smtp_listen_port=args.smtp_port,
     )
+    from chatserver.audit.keys import load_key
+
+    load_key(settings)  # an unreadable audit key file: a configuration error, now
     _setup_logging(settings)
     app = create_app(settings)
+    # After the logging set-up: a fallback's one warning goes to the server's log.
+    ws = choose_ws_protocol(settings.ws_protocol)
+    app.state.ws_protocol = "chat" if ws is ChatWebSocketProtocol else "stock"
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        ws=ChatWebSocketProtocol,
+        ws=ws,
+        loop=settings.event_loop,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_compression,
+        # X-Forwarded-For / -Proto only from these (None: uvicorn's default); the
+        # operator socket's Origin check compares the scheme this yields.
+        forwarded_allow_ips=(
+            list(settings.trusted_proxies) if settings.trusted_proxies is not None else None
+        ),
         log_config=None,
         log_level=settings.log_level,
         lifespan="on",
@@ -67,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def create_operator(
-    db_path: Path,
+    db_path: Path | Database,
     username: str,
     password: str,
     *,
@@ -91,7 +107,7 @@ def create_operator(
         raise ValueError("levels are 1, 2 or 3")
     depts = ",".join(sorted({d.strip().lower() for d in departments if d.strip()}))
     operator_id = "o_" + secrets.token_hex(6)
-    conn = connect_sync(db_path)
+    conn = connect(db_path)
     try:
         conn.execute(
             "INSERT INTO operators (id, username, name, password_hash, role, departments,"
@@ -108,7 +124,7 @@ def create_operator(
                 ",".join(str(v) for v in level_set),
             ),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise ValueError(f"operator {username!r} exists") from None
     finally:
         conn.close()
@@ -125,7 +141,7 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
         return 2
     try:
         operator_id = create_operator(
-            settings.db_path,
+            settings.database,
             args.username,
             password,
             name=args.name,
@@ -143,11 +159,12 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
 
 def cmd_operator_list(args: argparse.Namespace) -> int:
     settings = Settings.load(data_dir=args.data_dir)
-    conn = connect_sync(settings.db_path)
+    conn = connect(settings.database)
     try:
         for row in conn.execute(
-            "SELECT id, username, name, role, departments, capacity, levels"
-            " FROM operators ORDER BY username"
+            "SELECT id, username, name, role, departments, capacity, levels,"
+            " CASE WHEN disabled_at IS NULL THEN 'active' ELSE 'disabled' END"
+            " FROM operators WHERE removed_at IS NULL ORDER BY username"
         ):
             print("\t".join(str(c) for c in row))
     finally:
@@ -157,59 +174,164 @@ def cmd_operator_list(args: argparse.Namespace) -> int:
 
 async def _with_tickets(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
     """Run ``work(service)`` against the store (while servers may be running)."""
-    from .attachments import FileStore
-    from .store.sqlite import SqliteStore
-    from .store.tickets import TicketStore
-    from .ticketing import TicketService
+    from chatserver.attachments.choose import blob_store
+    from chatserver.store.backends import make_store
+    from chatserver.tickets.service import TicketService
+    from chatserver.tickets.store import TicketStore
 
-    store = SqliteStore(settings.db_path)
+    store = make_store(settings, cli=True)
     await store.open()
-    files = FileStore(settings.data_dir / "attachments")
-    records = TicketStore(settings.db_path, files)
+    files = blob_store(settings, settings.database)
+    await files.open()
+    records = TicketStore(settings.database, files)
     await records.open()
     try:
         return await work(TicketService(settings, store, records, files))
     finally:
         await records.close()
+        await files.close()
         await store.close()
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from chatserver.audit.keys import load_key
+    from chatserver.audit.verify import ExportError, check_database, load_export
+
     settings = Settings.load(data_dir=args.data_dir)
+    key = load_key(settings)
+    against = None
+    if args.against is not None:
+        try:
+            against = load_export(args.against)
+        except ExportError as exc:
+            return _refuse(str(exc))
 
     async def work(service: Any) -> int:
         problems = await service.records.verify()
         _rows, total = await service.records.search(limit=1)
+        report, rewritten = await asyncio.to_thread(check_database, settings.database, key, against)
+        problems += report.problems + rewritten
         for problem in problems:
             print(problem)
+        for note in report.notes:
+            print(f"note: {note}")
         if problems:
-            print(f"FAILED: {len(problems)} problem(s) in the ticket history", file=sys.stderr)
+            print(f"FAILED: {len(problems)} problem(s) in the stored history", file=sys.stderr)
             return 1
-        print(f"ok: {total} tickets, every history chain and attachment intact")
+        signed = "signed (key id verified)" if key is not None else "UNSIGNED"
+        print(
+            f"ok: {total} tickets, every history chain and attachment intact;"
+            f" {report.chats} sealed chats and {report.tickets} ticket heads, {signed}"
+            + (f"; every head of {args.against} still holds" if against is not None else "")
+        )
         return 0
 
     return asyncio.run(_with_tickets(settings, work))
 
 
-def cmd_mail_ingest(args: argparse.Namespace) -> int:
-    from .mail import MailError
+def cmd_audit_seal(args: argparse.Namespace) -> int:
+    from chatserver.audit.keys import load_key
+    from chatserver.audit.seals import Sealer
 
     settings = Settings.load(data_dir=args.data_dir)
-    raws = [Path(f).read_bytes() if f != "-" else sys.stdin.buffer.read() for f in args.files]
+    key = load_key(settings)
+
+    async def work() -> tuple[int, int]:
+        sealer = Sealer(settings.database, key)
+        await sealer.open()
+        try:
+            return await sealer.seal_all()
+        finally:
+            await sealer.close()
+
+    chats, tickets = asyncio.run(work())
+    signed = "signed" if key is not None else "UNSIGNED (no audit key)"
+    print(f"sealed {chats} chats and {tickets} ticket heads, {signed}")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from chatserver.audit.keys import load_key
+    from chatserver.audit.verify import ExportError, check_database, write_export
+
+    settings = Settings.load(data_dir=args.data_dir)
+    key = load_key(settings)
+    if args.file.exists():
+        return _refuse(f"{args.file}: exists already (an export is never overwritten)")
+    if cmd_audit_seal(args) != 0:
+        return 1
+    report, _ = check_database(settings.database, key, None)
+    if report.problems:
+        for problem in report.problems:
+            print(problem)
+        print("FAILED: not exporting heads of a history that does not verify", file=sys.stderr)
+        return 1
+    try:
+        data = write_export(settings.database, key, args.file, time.time())
+    except ExportError as exc:
+        return _refuse(str(exc))
+    print(
+        f"exported {len(data['tickets'])} ticket heads and {len(data['chats'])} chat heads"
+        f" to {args.file}" + ("" if key is not None else " (UNSIGNED: no audit key)")
+    )
+    return 0
+
+
+def _read_mail_file(name: str, limit: int) -> bytes:
+    """The bytes of ``name`` (``-``: standard input), at most ``limit`` of them.
+
+    Raises ``OSError`` (missing, unreadable, a directory) or ``ValueError`` (too large).
+    """
+    if name == "-":
+        raw = sys.stdin.buffer.read(limit + 1)
+    else:
+        with Path(name).open("rb") as fh:
+            raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"larger than {limit} bytes (max_mail_bytes)")
+    return raw
+
+
+def cmd_mail_ingest(args: argparse.Namespace) -> int:
+    """Each file on its own: one that cannot be read or parsed, or is refused, is
+    reported on stderr (one line naming it and why) and the others are still ingested;
+    exit status 1 if any failed."""
+    from chatserver.errors import ChatError
+    from chatserver.mail.model import MailError
+    from chatserver.tickets.mail_in import ingest_mail
+
+    settings = Settings.load(data_dir=args.data_dir)
+
+    def failed_line(name: str, why: str) -> None:
+        print(f"{name}: failed: {' '.join(why.split())[:300]}", file=sys.stderr)
 
     async def work(service: Any) -> int:
         failed = 0
-        for name, raw in zip(args.files, raws, strict=True):
+        for name in args.files:
             try:
-                outcome = await service.ingest(raw)
-            except MailError as exc:
+                raw = _read_mail_file(name, settings.max_mail_bytes)
+            except OSError as exc:
+                failed_line(name, f"cannot read: {exc.strerror or exc}")
+                failed += 1
+                continue
+            except ValueError as exc:
+                failed_line(name, str(exc))
+                failed += 1
+                continue
+            try:
+                outcome = await ingest_mail(service, raw)
+            except (MailError, ChatError) as exc:
                 print(f"{name}: refused: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            except Exception as exc:  # a mail the parser cannot take apart
+                failed_line(name, f"cannot parse: {type(exc).__name__}: {exc}")
                 failed += 1
                 continue
             ref = f"#{outcome['ticket']}" if outcome.get("ticket") else "-"
             reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
             print(f"{name}: {outcome['result']} {ref}{reason}")
-        await service.deliver_due()
+        await service.outbox.deliver_due()
         return 1 if failed else 0
 
     return asyncio.run(_with_tickets(settings, work))
@@ -254,19 +376,19 @@ def cmd_customer_add(args: argparse.Namespace) -> int:
     elif args.package_hours is not None:
         return _refuse("--package-hours only goes with --contract package")
     settings = Settings.load(data_dir=args.data_dir)
-    conn = connect_sync(settings.db_path)
+    conn = connect(settings.database)
     try:
         conn.execute(
             "INSERT INTO customers (id, name, email, plan, contract, package_minutes, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (args.id, name, email, args.plan, args.contract, package_minutes, time.time()),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         print(f"error: customer {args.id!r} exists", file=sys.stderr)
         return 1
     finally:
         conn.close()
-    from .billing import Contract
+    from chatserver.service_levels.billing import Contract
 
     contract = Contract(args.contract, package_minutes)
     print(f"added customer {args.id} ({name}), plan {args.plan}, {contract.describe()}")
@@ -275,7 +397,7 @@ def cmd_customer_add(args: argparse.Namespace) -> int:
 
 def cmd_customer_list(args: argparse.Namespace) -> int:
     settings = Settings.load(data_dir=args.data_dir)
-    conn = connect_sync(settings.db_path)
+    conn = connect(settings.database)
     try:
         for cid, name, email, plan, contract, minutes in conn.execute(
             "SELECT id, name, email, plan, contract, package_minutes FROM customers ORDER BY id"
@@ -313,7 +435,7 @@ def cmd_time_log(args: argparse.Namespace) -> int:
             at = at.replace(tzinfo=ZoneInfo("Europe/Zurich"))
         ts = at.timestamp()
     settings = Settings.load(data_dir=args.data_dir)
-    conn = connect_sync(settings.db_path)
+    conn = connect(settings.database)
     try:
         known = conn.execute("SELECT 1 FROM customers WHERE id = ?", (args.customer,)).fetchone()
         if known is None:
@@ -336,22 +458,22 @@ def cmd_time_log(args: argparse.Namespace) -> int:
             if row[0] and row[0] != args.customer:
                 return _refuse(f"ticket #{args.ticket} belongs to customer {row[0]!r}")
             session_id = row[1]
-        cursor = conn.execute(
+        (entry,) = conn.execute(
             "INSERT INTO time_entries (ts, operator_id, customer_id, ticket, session_id, seconds,"
-            " note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " note) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (ts, operator_id, args.customer, args.ticket, session_id, seconds, args.note or ""),
-        )
+        ).fetchone()
     finally:
         conn.close()
     ref = f" on ticket #{args.ticket}" if args.ticket is not None else ""
-    print(f"logged {minutes} min for {args.customer}{ref} (entry {cursor.lastrowid})")
+    print(f"logged {minutes} min for {args.customer}{ref} (entry {entry})")
     return 0
 
 
 def cmd_report_billing(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from . import billing
+    from chatserver.service_levels import billing
 
     try:
         config = billing.load_billing_config(args.config)
@@ -364,7 +486,7 @@ def cmd_report_billing(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _refuse(f"--month: {exc}")
     settings = Settings.load(data_dir=args.data_dir)
-    conn = connect_sync(settings.db_path)
+    conn = connect(settings.database)
     try:
         names = {r[0]: r[1] for r in conn.execute("SELECT id, username FROM operators")}
         customers = []
@@ -394,7 +516,7 @@ def cmd_report_billing(args: argparse.Namespace) -> int:
             )
         ]
     except ValueError as exc:
-        print(f"error: bad data in {settings.db_path}: {exc}", file=sys.stderr)
+        print(f"error: bad data in {settings.database.describe()}: {exc}", file=sys.stderr)
         return 1
     finally:
         conn.close()
@@ -456,6 +578,72 @@ def _add_billing_commands(sub: Any) -> None:
     bill.set_defaults(func=cmd_report_billing)
 
 
+def _database_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="sqlite:///path or postgresql://user@host/db (default: SQLite in --data-dir)",
+    )
+    parser.add_argument("--database-schema", help="PostgreSQL schema to use (default: public)")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings.load(
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        database_schema=args.database_schema,
+    )
+    try:
+        database = settings.database
+    except ValueError as exc:
+        raise ConfigError(f"database_url: {exc}") from None
+    try:
+        before, after = migrate(database)
+    except RuntimeError as exc:
+        return _refuse(str(exc))
+    state = "already up to date" if before == after else "migrated"
+    print(f"{database.describe()}: schema version {before} -> {after} ({state})")
+    return 0
+
+
+def cmd_kb(args: argparse.Namespace) -> int:
+    """``kb import DIR`` / ``kb export DIR`` (chatserver.kb.files)."""
+    from chatserver.kb.files import export_folder, import_folder
+    from chatserver.kb.store.backends import make_kb_store
+
+    settings = Settings.load(data_dir=args.data_dir)
+
+    async def run() -> int:
+        store = make_kb_store(settings, cli=True)
+        await store.open()
+        try:
+            if args.kb_command == "export":
+                count = await export_folder(store, args.dir)
+                print(f"exported {count} article(s) to {args.dir}")
+                return 0
+            report = await import_folder(store, args.dir)
+        finally:
+            await store.close()
+        for error in report.errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(f"imported {args.dir}: {report.summary()}")
+        return 1 if report.errors else 0
+
+    return asyncio.run(run())
+
+
+def _add_kb_commands(sub: Any) -> None:
+    kb = sub.add_parser("kb", help="the knowledge base's articles as Markdown files")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    for name, text in (
+        ("import", "create or update articles from DIR's Markdown files (idempotent)"),
+        ("export", "write every article to DIR/<lang>/<slug>.md"),
+    ):
+        cmd = kb_sub.add_parser(name, help=text)
+        cmd.add_argument("dir", type=Path, metavar="DIR")
+        cmd.add_argument("--data-dir", type=Path)
+        cmd.set_defaults(func=cmd_kb)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -466,11 +654,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data-dir", type=Path, help="where the SQLite store lives (default ./data)"
     )
+    _database_arguments(serve)
     serve.add_argument("--redis-url", help="redis://… to share presence across nodes")
     serve.add_argument(
         "--smtp-port", type=int, help="run the inbound SMTP listener on this port (0: any free)"
     )
     serve.set_defaults(func=cmd_serve)
+    migrate_cmd = sub.add_parser("migrate", help="bring the database's schema up to date")
+    migrate_cmd.add_argument("--data-dir", type=Path)
+    _database_arguments(migrate_cmd)
+    migrate_cmd.set_defaults(func=cmd_migrate)
 
     operator = sub.add_parser("operator", help="manage operator accounts")
     op_sub = operator.add_subparsers(dest="op_command", required=True)
@@ -496,12 +689,25 @@ def build_parser() -> argparse.ArgumentParser:
     lst = op_sub.add_parser("list", help="list operator accounts")
     lst.add_argument("--data-dir", type=Path)
     lst.set_defaults(func=cmd_operator_list)
+    add_lifecycle_commands(op_sub)
 
     audit = sub.add_parser("audit", help="check the revision-safe ticket history")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="verify every ticket's hash chain and files")
+    verify = audit_sub.add_parser(
+        "verify", help="verify every ticket's hash chain and files, and every seal"
+    )
     verify.add_argument("--data-dir", type=Path)
+    verify.add_argument(
+        "--against", type=Path, metavar="FILE", help="also check the heads of an export"
+    )
     verify.set_defaults(func=cmd_audit_verify)
+    seal = audit_sub.add_parser("seal", help="seal closed chats and sign ticket heads now")
+    seal.add_argument("--data-dir", type=Path)
+    seal.set_defaults(func=cmd_audit_seal)
+    export = audit_sub.add_parser("export", help="write the signed chain heads to a new FILE")
+    export.add_argument("file", type=Path, metavar="FILE")
+    export.add_argument("--data-dir", type=Path)
+    export.set_defaults(func=cmd_audit_export)
 
     mail = sub.add_parser("mail", help="the e-mail channel")
     mail_sub = mail.add_subparsers(dest="mail_command", required=True)
@@ -510,6 +716,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--data-dir", type=Path)
     ingest.set_defaults(func=cmd_mail_ingest)
     _add_billing_commands(sub)
+    add_store_commands(sub)
+    _add_kb_commands(sub)
     return parser
 
 

@@ -24,7 +24,7 @@ import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .protocol import MSGPACK_SUBPROTOCOL
+from chatserver.protocol import MSGPACK_SUBPROTOCOL
 
 Frame = dict[str, Any]
 

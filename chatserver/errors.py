@@ -4,9 +4,12 @@
 
     ChatError                    error frame / HTTP 400
     ├── BadFrame                 "bad_frame"        (malformed JSON, fields)
+    ├── BadRequest               "bad_request"      HTTP 400 (body not a JSON object, too
+    │                                               deep; a bad query parameter)
     ├── UnknownFrameType         "unknown_type"
     ├── HelloRequired            "hello_required"   close 4002
     ├── Unauthorized             "unauthorized"     close 4001 / HTTP 401
+    │   └── Revoked              "revoked"          close 4004 / HTTP 401 (token revoked)
     ├── Forbidden                "forbidden"        close 4003 / HTTP 403
     │   └── ForbiddenAction      "forbidden"        (the connection stays open)
     ├── UnknownSession           "unknown_session"  HTTP 404
@@ -16,7 +19,10 @@
     ├── NotAssigned              "not_assigned"
     ├── ChatClosed               "chat_closed"
     ├── InvalidState             "invalid_state"    HTTP 409
-    ├── RateLimited              "rate_limited"     HTTP 429
+    │   └── OperatorsOnline      "operators_online" HTTP 409 (offline form: use the chat)
+    ├── RateLimited              "rate_limited"     HTTP 429 + Retry-After
+    │   ├── LoginThrottled       "login_throttled"  HTTP 429 + Retry-After (failed logins)
+    │   └── QuotaExceeded        "quota_exceeded"   HTTP 429 + Retry-After (upload quota)
     └── Unavailable              "unavailable"      HTTP 503
 
 ``close_code`` is set when the error ends the connection; otherwise the client
@@ -51,6 +57,13 @@ class BadFrame(ChatError):
     code = "bad_frame"
 
 
+class BadRequest(ChatError):
+    """The HTTP request itself is unusable: its body is not a JSON object (or nests too
+    deep), or a query parameter has the wrong type or is out of bounds."""
+
+    code = "bad_request"
+
+
 class UnknownFrameType(ChatError):
     code = "unknown_type"
 
@@ -64,6 +77,14 @@ class Unauthorized(ChatError):
     code = "unauthorized"
     http_status = 401
     close_code = 4001
+
+
+class Revoked(Unauthorized):
+    """The operator's tokens were revoked (logout, new password or role, account
+    disabled or removed): an open connection is closed with 4004; log in again."""
+
+    code = "revoked"
+    close_code = 4004
 
 
 class Forbidden(ChatError):
@@ -116,9 +137,35 @@ class InvalidState(ChatError):
     http_status = 409
 
 
+class OperatorsOnline(InvalidState):
+    """The offline form while operators are online: the visitor should start a chat."""
+
+    code = "operators_online"
+
+
 class RateLimited(ChatError):
+    """Too many requests; ``retry_after`` (seconds, when known) goes out as Retry-After."""
+
     code = "rate_limited"
     http_status = 429
+
+    def __init__(
+        self, message: str | None = None, *, ref: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, ref=ref)
+        self.retry_after = retry_after
+
+
+class LoginThrottled(RateLimited):
+    """Too many failed logins for the account or the client address (logins only)."""
+
+    code = "login_throttled"
+
+
+class QuotaExceeded(RateLimited):
+    """A per-visitor or per-address quota (upload count or bytes) is used up for now."""
+
+    code = "quota_exceeded"
 
 
 class Unavailable(ChatError):
@@ -132,5 +179,6 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_SERVICE_RESTART = 1012
+CLOSE_REVOKED = 4004  # Revoked.close_code
 CLOSE_REPLACED = 4008
 CLOSE_RATE_LIMITED = 4029

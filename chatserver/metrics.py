@@ -38,7 +38,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from . import __version__
+from chatserver import __version__
 
 PREFIX = "chatserver_"
 

@@ -16,7 +16,8 @@ from typing import Any, Final
 import msgpack
 import orjson
 
-from .errors import BadFrame, UnknownFrameType
+from chatserver.errors import BadFrame, UnknownFrameType
+from chatserver.i18n.languages import LANGUAGES
 
 MSGPACK_SUBPROTOCOL: Final = "chatserver.msgpack"
 
@@ -47,6 +48,8 @@ VISITOR_FRAMES: Final[dict[str, _Schema]] = {
         "page_url": (_OPT_STR, False, 2000),
         "user_agent": (_OPT_STR, False, 500),
         "identity": ((dict, type(None)), False, 0),
+        # The visitor's language, one of LANGUAGES (docs/i18n.md).
+        "lang": (_OPT_STR, False, 8),
     },
     "message": {
         "client_msg_id": (_STR, True, 64),
@@ -59,6 +62,7 @@ VISITOR_FRAMES: Final[dict[str, _Schema]] = {
         "name": (_OPT_STR, False, 100),
         "email": (_OPT_STR, False, 254),
         "page_url": (_OPT_STR, False, 2000),
+        "lang": (_OPT_STR, False, 8),
     },
     "close": {},
     "another_operator": {},
@@ -203,6 +207,9 @@ def _by_schema(frame: dict[str, Any], kind: str, schema: _Schema, max_text: int)
     email = frame.get("email")
     if isinstance(email, str) and email and not _EMAIL.match(email):
         raise BadFrame("email is not an e-mail address")
+    lang = frame.get("lang")
+    if "lang" in schema and lang is not None and lang not in LANGUAGES:
+        raise BadFrame(f"{kind}: lang must be one of {', '.join(LANGUAGES)}")
     return frame
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from .base import OnNote, OnResync
+from chatserver.bus.base import OnNote, OnResync
 
 
 class MemoryBroker:

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from .base import OnNote, OnResync
+from chatserver.bus.base import OnNote, OnResync
 
 log = logging.getLogger("chatserver.bus")
 

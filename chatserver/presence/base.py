@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from ..routing import Assignment, OperatorSlot, QueueEntry
-from ..types import OperatorId, OperatorStatus, SessionId
+from chatserver.chat.routing import Assignment, OperatorSlot, QueueEntry
+from chatserver.types import OperatorId, OperatorStatus, SessionId
 
 
 class Presence(Protocol):

@@ -6,8 +6,8 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable
 
-from ..routing import Assignment, OperatorSlot, QueueEntry, Router
-from ..types import OperatorId, OperatorStatus, SessionId
+from chatserver.chat.routing import Assignment, OperatorSlot, QueueEntry, Router
+from chatserver.types import OperatorId, OperatorStatus, SessionId
 
 
 class MemoryPresence:

@@ -11,7 +11,7 @@ Keys (``{p}`` is the key prefix, default ``cs``)::
     {p}:qdepts           set of pools with a zset
     {p}:qe:{sid}         hash: department, priority, enqueued_at, requeued, preferred
 
-The score encodes the same order as :meth:`chatserver.routing.QueueEntry.sort_key`;
+The score encodes the same order as :meth:`chatserver.chat.routing.QueueEntry.sort_key`;
 equal scores fall back to the member (session id), as in the memory backend.
 :meth:`RedisPresence.assign_next` is one Lua script: it reads the queue heads and the
 operator slots, picks, removes the entries and reserves capacity atomically, so
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from ..routing import Assignment, OperatorSlot, QueueEntry
-from ..types import OperatorId, OperatorStatus, Priority, SessionId
+from chatserver.chat.routing import Assignment, OperatorSlot, QueueEntry
+from chatserver.types import OperatorId, OperatorStatus, Priority, SessionId
 
 _Id = TypeVar("_Id", bound=str)
 _PRIORITY_SPAN = 10**13  # > any enqueued_at in ms until the year 2286
@@ -118,7 +118,7 @@ while #result < max do
     end
   end
   if chosen == nil then
-    if hold then
+    if hold or avoid ~= '' then
       skip[best_pool] = (skip[best_pool] or 0) + 1
     else
       blocked[best_pool] = true
