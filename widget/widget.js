@@ -3,13 +3,21 @@
  *
  * Embed with one tag:   <script src="https://chat.example.com/widget.js" async></script>
  * Options (data-* on that tag): data-server, data-title, data-color, data-name,
- * data-email, data-identity (JSON), data-open="true".
+ * data-email, data-identity (JSON), data-open="true", data-lang (de, fr, it, en).
  *
- * Plain, dependency-free JavaScript. This file is the source; there is no build.
+ * Plain, dependency-free JavaScript. This file is the source; `make widget` minifies it
+ * (terser) into widget/dist/widget.min.js, which the server serves when it is current.
+ *
+ * Longer than 800 lines: a site embeds the widget with one tag, so it is one script
+ * (the sections below: configuration, catalogs, connection, panel, forms, tickets);
+ * splitting it would need a bundler or a second request for every visitor.
  * Wire protocol: docs/protocol.md, section "Visitor endpoint /ws/visitor".
  *
  * Safety rule for this file: text from the server or the visitor is only ever
  * put on the page with textContent / createTextNode, never parsed as HTML.
+ *
+ * Every text the visitor sees or hears comes from a catalog, widget/i18n/<lang>.json,
+ * through t('key') or T('key') (a text that follows language switches).
  */
 (function () {
   'use strict';
@@ -56,9 +64,50 @@
   const API = base.origin + basePath + '/api';
   const STORE_KEY = 'chatserver:' + base.origin;
   const OPEN_KEY = STORE_KEY + ':open';
+  const LANG_KEY = STORE_KEY + ':lang';
+
+  // ---------------------------------------------------------------------------
+  // Language. The server writes {"d": site default, "l": {lang: [name, version]},
+  // "c": catalog of d} over the marker string; other catalogs are fetched once
+  // (a versioned URL, cached for good). The visitor's choice (localStorage),
+  // else data-lang, else the browser's languages, else the site default.
+  // ---------------------------------------------------------------------------
+
+  let I18N = '@@CHATSERVER_I18N@@';
+  if (!I18N.l) I18N = { d: 'en', l: { en: ['English'] }, c: {} }; // served unprocessed
+  const LANGS = I18N.l;
+  const cats = { [I18N.d]: I18N.c };
+  const browserLangs = navigator.languages || [navigator.language];
+  let lang, cat, loc, fmtNum;
+
+  const known = (x) => (x = String(x).toLowerCase().split('-')[0], Array.isArray(LANGS[x]) && x);
+
+  // The text of key k in the visitor's language, {name} filled from p (numbers formatted).
+  function t(k, p) {
+    return String(cat[k] || cats[I18N.d][k] || k).replace(/\{(\w+)\}/g, (m, n) =>
+      !p || p[n] == null ? m : p[n].toFixed ? fmtNum.format(p[n]) : p[n]);
+  }
+  const T = (k, p) => () => t(k, p);
+
+  function useLang(l, c) {
+    lang = l;
+    cat = cats[l] = c;
+    // Formats follow the browser's region for this language (fr-BE), else Swiss ones.
+    loc = browserLangs.filter((x) => known(x) === l && x.length > 2)[0] || l + '-CH';
+    fmtNum = new Intl.NumberFormat(loc);
+  }
+  useLang(I18N.d, I18N.c);
+
+  function loadLang(l) {
+    return (cats[l] ? Promise.resolve(cats[l]) : fetch(base.origin + basePath + '/widget/i18n/' + l + '.json?v=' +
+      LANGS[l][1]).then((r) => r.ok ? r.json() : Promise.reject())).then((c) => {
+      useLang(l, c);
+      if (ui.root) applyLang();
+    });
+  }
 
   const opt = {
-    title: data.title || 'Chat with us',
+    title: data.title || T('title'),
     color: validColor(data.color) ? data.color : '#2563eb',
     name: (data.name || '').slice(0, 100),
     email: (data.email || '').slice(0, 254),
@@ -132,6 +181,8 @@
   let cbAllowed = false;  // the plan includes phone support: offer "Call me back"
   let cbOpen = false;     // the callback form is shown
   let cbDone = false;     // a callback was requested in this chat
+  let stuck = null;       // no_operator: nobody can take the waiting chat (reason)
+  let stDone = 0;         // ... and the visitor left it as a ticket
 
   function save() {
     const v = {
@@ -179,16 +230,31 @@
   // DOM helpers (no HTML parsing anywhere)
   // ---------------------------------------------------------------------------
 
+  // Elements with texts that follow the language: el._b = {attribute or 'text': () => text}.
+  const bound = new Set();
+
+  // Sets a text or attribute; a function value is kept and called again on a language switch.
+  function put(el, k, v) {
+    if (typeof v === 'function') {
+      (el._b || (el._b = {}))[k] = v;
+      bound.add(el);
+      v = v();
+    } else if (el._b) delete el._b[k];
+    if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v);
+  }
+
   function h(tag, attrs, children) {
     const el = document.createElement(tag);
+    // Forms check their fields themselves, in the visitor's language (no browser bubbles).
+    if (tag === 'form') el.noValidate = true;
     if (attrs) {
       for (const k in attrs) {
         const v = attrs[k];
         if (v === null || v === undefined || v === false) continue;
         if (k === 'class') el.className = v;
-        else if (k === 'text') el.textContent = v;
         else if (k.slice(0, 2) === 'on') el.addEventListener(k.slice(2), v);
-        else el.setAttribute(k, v === true ? '' : v);
+        else put(el, k, v === true ? '' : v);
       }
     }
     if (children) children.forEach((c) => { if (c) el.appendChild(c); });
@@ -227,21 +293,34 @@
     }
     return fetch(API + path, o).then((r) => r.ok ? (o.blob ? r.blob() : r.json())
       : r.json().catch(() => ({})).then((e) => {
-        throw Object.assign(new Error(typeof e.message === 'string' ? e.message : 'Request failed (' + r.status + ')'), { s: r.status });
+        throw { s: r.status, m: typeof e.message === 'string' ? e.message : '' };
       }));
   }
+
+  // A refusal as the visitor reads it: the server's words are English, so in
+  // English those (they name the problem), else the catalog's for the status.
+  const errText = (e) => () => lang === 'en' && e.m ? e.m
+    : t(!e.s ? 'error.offline' : e.s === 400 ? 'error.check' : 'error.generic');
 
   function upload(file) {
     const fd = new FormData();
     fd.append('file', file);
     return req('/attachments', { method: 'POST', body: fd }).catch((e) => {
-      throw new Error('Could not upload \u201c' + file.name + '\u201d: ' + (e.s === 413 ? 'the file is too large.'
-        : e.s === 415 ? 'this file type is not allowed.' : e.message));
+      throw () => t('upload.failed', { file: file.name, reason: e.s === 413 ? t('upload.too_large')
+        : e.s === 415 ? t('upload.bad_type') : errText(e)() });
     });
   }
 
   const IMG_RE = /^image\/(png|jpeg|gif|webp)$/;
   function blobUrl(p) { return req(p, { blob: 1 }).then((b) => URL.createObjectURL(b)); }
+
+  // A file size in the visitor's language: decimal units (1 kB = 1000 B), bytes narrow ("93 B").
+  function fmtSize(n) {
+    n = +n || 0;
+    const u = n < 1e3 ? 0 : n < 1e6 ? 1 : 2;
+    return new Intl.NumberFormat(loc, { style: 'unit', unit: ['byte', 'kilobyte', 'megabyte'][u],
+      unitDisplay: u ? 'short' : 'narrow', maximumFractionDigits: 1 }).format(n / [1, 1e3, 1e6][u]);
+  }
 
   // Attachments: download buttons and image previews, via blob: URLs.
   function attEl(list) {
@@ -249,19 +328,18 @@
     list.forEach((a) => {
       if (!a || typeof a.id !== 'string') return;
       const p = '/attachments/' + encodeURIComponent(a.id);
-      const name = String(a.filename || 'file');
+      const name = a.filename ? String(a.filename) : t('file.unnamed');
       if (IMG_RE.test(a.content_type)) {
         const img = h('img', { alt: name, 'data-testid': 'attachment-preview' });
         blobUrl(p + '?inline=1').then((u) => { img.src = u; }, () => img.remove());
         box.appendChild(img);
       }
-      const n = +a.size || 0;
-      box.appendChild(h('button', { type: 'button', 'data-testid': 'attachment', title: 'Download',
-        text: name + ' (' + (n < 1e6 ? Math.ceil(n / 1e3) + ' kB' : (n / 1e6).toFixed(1) + ' MB') + ')',
+      box.appendChild(h('button', { type: 'button', 'data-testid': 'attachment', title: T('file.download'),
+        text: () => name + ' (' + fmtSize(a.size) + ')',
         onclick: () => blobUrl(p).then((u) => {
           h('a', { href: u, download: name }).click();
           setTimeout(() => URL.revokeObjectURL(u), 60000);
-        }, (e) => showNotice(e.message)) }));
+        }, (e) => showNotice(errText(e))) }));
     });
     return box;
   }
@@ -289,11 +367,12 @@
     if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
   }
 
+  // A message's time in the visitor's language: 14:05, or 5. Dez., 14:05 before today.
   function fmtTime(ts) {
     const d = new Date(typeof ts === 'number' ? (ts < 1e11 ? ts * 1000 : ts) : Date.now());
-    const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    if (d.toDateString() === new Date().toDateString()) return t;
-    return d.toLocaleDateString([], { day: 'numeric', month: 'short' }) + ', ' + t;
+    const o = { hour: '2-digit', minute: '2-digit' };
+    if (d.toDateString() !== new Date().toDateString()) { o.day = 'numeric'; o.month = 'short'; }
+    return new Intl.DateTimeFormat(loc, o).format(d);
   }
 
   function textColorFor(color) {
@@ -321,7 +400,7 @@
 .root{--a:#2563eb;--at:#fff;position:fixed;right:20px;bottom:20px;z-index:2147483000;
  font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
  color:#1f2937;-webkit-font-smoothing:antialiased;text-align:left}
-button,input,textarea{font:inherit;color:inherit;margin:0}
+button,input,textarea,select{font:inherit;color:inherit;margin:0}
 button{cursor:pointer}
 svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
 .bubble{position:relative;width:60px;height:60px;border-radius:50%;border:0;padding:0;
@@ -338,13 +417,15 @@ svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
  display:flex;flex-direction:column;background:#fff;border-radius:16px;overflow:hidden;
  box-shadow:0 12px 48px rgba(0,0,0,.22),0 0 0 1px rgba(0,0,0,.05);animation:cs-in .18s ease-out}
 @keyframes cs-in{from{opacity:0;transform:translateY(12px)}to{opacity:1;transform:none}}
-.head{display:flex;align-items:center;gap:8px;padding:16px 14px 16px 18px;background:var(--a);color:var(--at)}
-.head-text{flex:1;min-width:0}
+.head{display:grid;grid-template-columns:minmax(0,1fr) auto;align-items:start;gap:8px;padding:14px 12px 12px 18px;
+ background:var(--a);color:var(--at)}
+.head-text{min-width:0}
+.acts,.pills{display:flex;flex-wrap:wrap;align-items:center;gap:6px}.acts{grid-column:1/-1}.pills{margin-left:auto}
 .title{font-size:16px;font-weight:650;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.status{font-size:12.5px;opacity:.9;margin-top:2px}
-.hbtn{border:0;background:transparent;color:inherit;border-radius:8px;padding:6px;display:flex;opacity:.9}
-.hbtn:hover{background:rgba(255,255,255,.18);opacity:1}
-.end{font-size:12px;padding:5px 9px;border:1px solid currentColor;border-radius:999px;opacity:.8}
+.status{font-size:12.5px;margin-top:2px}
+.hbtn{border:0;background:transparent;color:inherit;border-radius:8px;padding:6px;display:flex}
+.hbtn:hover{background:rgba(0,0,0,.15)}
+.end{font-size:12px;padding:5px 9px;border:1px solid currentColor;border-radius:999px}
 .conn{padding:6px 14px;font-size:12.5px;background:#fef3c7;color:#92400e;text-align:center}
 .body{flex:1;overflow-y:auto;padding:16px 14px 8px;background:#f8fafc}
 .intro{margin:0 auto 14px;max-width:88%;text-align:center;color:#64748b;font-size:13px}
@@ -359,7 +440,7 @@ svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .operator .txt{background:#fff;color:#0f172a;border:1px solid #e2e8f0;border-bottom-left-radius:5px}
 .system .txt{padding:2px 8px}
 .txt a{color:inherit;text-decoration:underline}
-.meta{font-size:11px;color:#94a3b8;margin:3px 6px 0;display:flex;gap:5px;align-items:center}
+.meta{font-size:11px;color:#64748b;margin:3px 6px 0;display:flex;gap:5px;align-items:center}
 .tick{letter-spacing:-3px;padding-right:3px}
 .msg[data-state=read] .tick{color:var(--a)}
 .msg[data-state=failed] .tick{color:#dc2626;letter-spacing:0}
@@ -367,7 +448,7 @@ svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .typing{padding:2px 18px 6px;font-size:12.5px;color:#64748b;font-style:italic;background:#f8fafc}
 .notice{margin:8px 12px;padding:7px 10px;border-radius:8px;background:#fee2e2;color:#991b1b;font-size:12.5px}
 .ended{padding:14px;text-align:center;border-top:1px solid #e5e7eb;color:#475569}
-.ended p{margin:0 0 10px}.rate{margin:0 0 10px}.star{border:0;background:none;font-size:20px;color:#f59e0b;cursor:pointer;padding:0 2px}
+.ended p{margin:0 0 10px}.rate{margin:0 0 10px}.rate span{display:block}.star{border:0;background:none;font-size:20px;color:#f59e0b;cursor:pointer;padding:0 2px}
 .btn{border:0;border-radius:10px;padding:9px 16px;background:var(--a);color:var(--at);font-weight:600}
 .btn:hover{filter:brightness(1.08)}
 .composer{border-top:1px solid #e5e7eb;padding:10px 12px 12px;background:#fff}
@@ -383,7 +464,9 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
  display:flex;align-items:center;justify-content:center}
 .send svg{width:20px;height:20px}
 .send:disabled,textarea:disabled{opacity:.5;cursor:default}
-.brand{padding:0 0 8px;text-align:center;font-size:10.5px;color:#9ca3af;background:#fff}
+.brand{display:flex;align-items:center;justify-content:space-between;gap:8px;padding:0 10px 6px;font-size:10.5px;color:#6b7280;background:#fff}
+.lang{border:0;border-radius:6px;background:transparent;color:#64748b;font-size:12px;padding:2px;cursor:pointer}
+.lang:focus-visible{outline:3px solid rgba(37,99,235,.45)}
 .chat{flex:1;min-height:0;display:flex;flex-direction:column}
 .clip{background:#fff;color:#64748b;border:1px solid #d1d5db}
 .att{display:flex;flex-direction:column;align-items:inherit;gap:4px;margin-top:4px}
@@ -394,11 +477,23 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 .tkrow small{width:100%;color:#64748b}
 .off{padding:12px;border:1px solid #e5e7eb;border-radius:12px;background:#fff;margin-bottom:12px}
 .off input,.off textarea{margin:0 0 8px}
-.offh{margin:0 0 8px;font-weight:600}
+[aria-invalid=true]{border-color:#dc2626}
+.off [aria-invalid]+.err{margin-top:-4px}.pre .err{margin:3px 0 0;font-size:11.5px}
+.fbtn{display:flex;align-items:center;gap:6px;border:1px dashed #94a3b8;background:#fff;color:#475569;border-radius:10px;padding:6px 10px;margin:0 0 8px;font-size:12.5px}
+.fbtn svg,.fi svg{width:16px;height:16px}.fi{display:flex;align-items:center;gap:4px;font-size:12.5px;margin:0 0 6px}.fi span{flex:1;overflow-wrap:anywhere}
+.offh{margin:0 0 8px;font-weight:600}.off .btn{position:sticky;bottom:-8px;width:100%;box-shadow:0 0 0 6px #fff}.off [role=status]{margin:0}
 .err{color:#b91c1c;font-size:12.5px;margin:0 0 8px}
 .tr{padding:0 12px 8px;background:#fff;font-size:12.5px}.tr .lnk{padding:0}.tr input{margin:0}
 .trm{margin:4px 0 0;color:#166534}.tr .err{margin:4px 0 0}
-.hl{display:block;border:0;background:none;color:inherit;text-decoration:underline;padding:0;margin-top:2px;font-size:12px;opacity:.9}
+.hl{border:0;background:none;color:inherit;text-decoration:underline;padding:0;margin-right:auto;font-size:12px;text-align:left}
+.kb{margin-top:8px}.pre[hidden]~.kb{display:none}.kbh{margin:0 0 4px;font-size:12px;font-weight:600;color:#475569}
+.kbl{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:4px}
+.kbs{width:100%;text-align:left;border:1px solid #cbd5e1;background:#fff;border-radius:8px;padding:5px 9px;font-size:12.5px}
+.kbs small{display:block;color:#64748b;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.kbt{font-size:16px;margin:0 0 8px}.kbb{overflow-wrap:anywhere}.kbb a{color:var(--a)}.kbb pre{white-space:pre-wrap}
+.kbq{margin:14px 0 8px;padding-top:10px;border-top:1px solid #e5e7eb}.kbq p{margin:0 0 8px;font-weight:600}.kbq .row{flex-wrap:wrap}
+.kbn{background:#fff;color:#1f2937;border:1px solid #d1d5db}
+.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:480px){
  .root{right:12px;bottom:12px}
  .panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}
@@ -413,6 +508,43 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 
   const ui = {};
 
+  // Forms check their own fields: el._ok(value) gives the catalog key of a
+  // problem (or 0), shown under the field (el._err, its aria-describedby).
+  // The exact checks are the server's.
+  const EMAIL_RE = /^[^@\s<>"]+@[^@\s<>"]+\.[^@\s<>"]+$/;
+  const needEmail = (v) => !v ? 'invalid.required' : EMAIL_RE.test(v) ? 0 : 'invalid.email';
+  const needText = (v) => v ? 0 : 'invalid.required';
+  let errIds = 0;
+
+  function field(tag, attrs, ok) {
+    const el = h(tag, attrs);
+    const id = 'cs-err' + ++errIds;
+    el._ok = ok;
+    el._err = h('p', { class: 'err', id: id, hidden: true, 'data-testid': attrs['data-testid'] + '-error' });
+    el.setAttribute('aria-describedby', id);
+    return el;
+  }
+
+  // Checks the fields; false (the first bad one focused) if one is not right.
+  function check(els) {
+    let bad;
+    els.forEach((el) => {
+      const k = el._ok && el._ok(el.value.trim());
+      put(el._err, 'text', k ? T(k) : '');
+      el._err.hidden = !k;
+      el.setAttribute('aria-invalid', !!k);
+      bad = bad || k && el;
+    });
+    if (bad) bad.focus();
+    return !bad;
+  }
+
+  // e: a refused request, or a text (a function) to show.
+  function refused(e, out) {
+    put(out, 'text', e.call ? e : errText(e));
+    out.hidden = false;
+  }
+
   function build() {
     const host = document.createElement('chatserver-widget');
     host.id = 'chatserver-widget';
@@ -422,63 +554,74 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 
     ui.status = h('div', { class: 'status', 'data-testid': 'status', role: 'status' });
     ui.end = h('button', { type: 'button', class: 'hbtn end', 'data-testid': 'end-chat-button',
-      text: 'End chat', title: 'End this chat', hidden: true, onclick: endChat });
-    ui.min = h('button', { type: 'button', class: 'hbtn', 'aria-label': 'Minimize chat',
-      title: 'Minimize', onclick: () => closePanel(true) }, [icon(ICON_DOWN)]);
+      text: T('chat.end'), hidden: true, onclick: endChat });
+    ui.min = h('button', { type: 'button', class: 'hbtn', 'aria-label': T('chat.minimize'),
+      title: T('chat.minimize'), onclick: () => closePanel(true) }, [icon(ICON_DOWN)]);
     ui.conn = h('div', { class: 'conn', 'data-testid': 'connection', hidden: true });
     ui.list = h('div', { class: 'list', 'data-testid': 'messages', role: 'log', 'aria-live': 'polite',
-      'aria-label': 'Messages' });
-    ui.intro = h('p', { class: 'intro', text: 'Hi there! Send us a message and we\u2019ll get back to you right away.' });
+      'aria-label': T('chat.messages') });
+    ui.intro = h('p', { class: 'intro', text: T('chat.intro') });
     ui.body = h('div', { class: 'body', onscroll: () => { follow = nearBottom(); } }, [ui.intro, ui.list]);
     ui.typing = h('div', { class: 'typing', 'data-testid': 'typing', hidden: true, 'aria-live': 'polite' });
     ui.notice = h('div', { class: 'notice', 'data-testid': 'notice', role: 'alert', hidden: true });
 
     ui.newChat = h('button', { type: 'button', class: 'btn', 'data-testid': 'new-chat-button',
-      text: 'Start a new chat', onclick: newChat });
+      text: T('chat.new'), onclick: newChat });
     // Customer satisfaction: one to five stars once the chat has ended.
-    ui.rate = h('div', { class: 'rate', 'data-testid': 'rate' }, [h('span', { text: 'How was this chat? ' })]);
+    ui.rate = h('div', { class: 'rate', 'data-testid': 'rate' }, [h('span', { text: T('rate.ask') })]);
     for (let i = 1; i <= 5; i++) {
       ui.rate.appendChild(h('button', { type: 'button', class: 'star', 'data-score': String(i),
-        'aria-label': i + ' of 5', text: '\u2605',
-        onclick: () => { if (sendFrame({ type: 'rate', score: i })) ui.rate.textContent = 'Thank you for your rating!'; } }));
+        'aria-label': T('rate.star', { n: i }), text: '\u2605',
+        onclick: () => { if (sendFrame({ type: 'rate', score: i })) put(ui.rate, 'text', T('rate.thanks')); } }));
     }
     ui.ended = h('div', { class: 'ended', hidden: true }, [
-      h('p', { text: 'This chat has ended. Thank you for reaching out!' }), ui.rate, ui.newChat,
+      h('p', { text: T('chat.ended') }), ui.rate, ui.newChat,
     ]);
 
     ui.name = h('input', { type: 'text', maxlength: '100', autocomplete: 'name', 'data-testid': 'name-input',
-      placeholder: 'Your name' });
-    ui.email = h('input', { type: 'email', maxlength: '254', autocomplete: 'email', 'data-testid': 'email-input',
-      placeholder: 'you@example.com' });
+      placeholder: T('form.name') });
+    ui.email = field('input', { type: 'email', name: 'email', maxlength: '254', autocomplete: 'email',
+      'data-testid': 'email-input', placeholder: T('form.email_placeholder') }, (v) => v && needEmail(v));
     ui.name.value = opt.name;
     ui.email.value = opt.email;
     ui.pre = h('div', { class: 'pre' }, [
-      h('label', { text: 'Name (optional)' }, [ui.name]),
-      h('label', { text: 'E-mail (optional)' }, [ui.email]),
+      h('label', null, [h('span', { text: T('form.name_optional') }), ui.name]),
+      h('label', null, [h('span', { text: T('form.email_optional') }), ui.email, ui.email._err]),
     ]);
     ui.input = h('textarea', { rows: '1', maxlength: String(MAX_CHARS), 'data-testid': 'message-input',
-      placeholder: 'Write a message\u2026', 'aria-label': 'Message', oninput: onInput, onkeydown: onKeyDown });
-    ui.send = h('button', { type: 'submit', class: 'send', 'data-testid': 'send-button', 'aria-label': 'Send message',
-      title: 'Send' }, [icon(ICON_SEND)]);
+      placeholder: T('chat.placeholder'), oninput: onInput, onkeydown: onKeyDown });
+    ui.send = h('button', { type: 'submit', class: 'send', 'data-testid': 'send-button', 'aria-label': T('chat.send'),
+      title: T('chat.send') }, [icon(ICON_SEND)]);
     ui.file = h('input', { type: 'file', hidden: true, 'data-testid': 'file-input', onchange: onFile });
-    ui.clip = h('button', { type: 'button', class: 'send clip', 'data-testid': 'attach-button', 'aria-label': 'Attach a file',
-      title: 'Attach a file', onclick: () => ui.file.click() }, [icon(ICON_CLIP)]);
+    ui.clip = h('button', { type: 'button', class: 'send clip', 'data-testid': 'attach-button', 'aria-label': T('chat.attach'),
+      title: T('chat.attach'), onclick: () => ui.file.click() }, [icon(ICON_CLIP)]);
     ui.composer = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendMessage(); } }, [
       ui.pre, h('div', { class: 'row' }, [ui.clip, ui.file, ui.input, ui.send]),
     ]);
 
-    // Offline form, above an empty chat; the composer stays usable (queue).
+    // Offline form, above an empty chat, in place of the composer (renderStatus).
+    // fld: a field of one of the forms (in ui.of / ui.cf), with its error line.
+    const fld = (o, n, ph, m, ok, tag) => {
+      const el = o[n] = field(tag || 'input', { name: n, placeholder: T(ph), 'aria-label': T(ph), maxlength: m, required: !!ok,
+        type: tag ? null : n === 'email' ? 'email' : n === 'phone' ? 'tel' : 'text',
+        'data-testid': (o === ui.of ? 'offline-' : 'callback-') + n }, ok);
+      return h('div', null, [el, el._err]);
+    };
     ui.of = {};
-    const fld = (n, ph, r, tag) => (ui.of[n] = h(tag || 'input', { name: n, placeholder: ph, required: r,
-      type: tag ? null : n === 'email' ? 'email' : 'text', maxlength: n === 'text' ? MAX_CHARS : n === 'email' ? '254' : '100',
-      'data-testid': 'offline-' + n }));
     ui.offErr = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'offline-error' });
+    // Files: uploaded into this chat when picked (ui.ofAtt), sent with the form by id.
+    ui.ofAtt = [];
+    ui.ofFile = h('input', { type: 'file', hidden: true, 'data-testid': 'offline-file', onchange: offFile });
+    ui.ofClip = h('button', { type: 'button', class: 'fbtn', 'data-testid': 'offline-attach',
+      onclick: () => ui.ofFile.click() }, [icon(ICON_CLIP), h('span', { text: T('offline.attach') })]);
+    ui.ofList = h('div', { 'data-testid': 'offline-attachments' });
+    // The header says "offline, leave a message" (renderStatus): not said again here.
     ui.off = h('form', { class: 'off', hidden: true, 'data-testid': 'offline-form', onsubmit: sendOffline }, [
-      h('p', { class: 'offh', text: 'We\u2019re offline \u2014 leave us a message' }),
-      h('p', { class: 'intro', text: 'We\u2019ll answer by e-mail \u2014 or chat below and wait.' }),
-      fld('name', 'Your name'), fld('email', 'E-mail (required)', true), fld('subject', 'Subject', true),
-      fld('text', 'Your message', true, 'textarea'), ui.offErr,
-      h('button', { class: 'btn', 'data-testid': 'offline-submit', text: 'Send message' }),
+      h('p', { class: 'intro', text: T('offline.intro') }),
+      fld(ui.of, 'name', 'form.name', 100), fld(ui.of, 'email', 'offline.email', 254, needEmail),
+      fld(ui.of, 'subject', 'offline.subject', 100, needText),
+      fld(ui.of, 'text', 'offline.text', MAX_CHARS, needText, 'textarea'), ui.ofClip, ui.ofList, ui.ofFile, ui.offErr,
+      h('button', { class: 'btn', 'data-testid': 'offline-submit', text: T('chat.send') }),
     ]);
     ui.of.name.value = opt.name;
     ui.of.email.value = opt.email;
@@ -486,52 +629,70 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
 
     // "Call me back" (plans with phone support), before the chat has started.
     ui.cf = {};
-    const cfl = (n, ph, m, tag) => (ui.cf[n] = h(tag || 'input', { name: n, placeholder: ph, maxlength: m,
-      type: tag ? null : n === 'phone' ? 'tel' : 'text', required: n === 'phone', 'data-testid': 'callback-' + n }));
     ui.cbErr = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'callback-error' });
     ui.cb = h('form', { class: 'off', hidden: true, 'data-testid': 'callback-form', onsubmit: sendCallback }, [
-      h('p', { class: 'offh', text: 'We\u2019ll call you back' }),
-      cfl('phone', 'Phone number', '30'), cfl('times', 'Preferred times (optional)', '200'),
-      cfl('note', 'What is it about? (optional)', '1000', 'textarea'), ui.cbErr,
-      h('button', { class: 'btn', 'data-testid': 'callback-submit', text: 'Call me back' }),
+      h('p', { class: 'offh', text: T('callback.head') }),
+      fld(ui.cf, 'phone', 'callback.phone', 30, needText), fld(ui.cf, 'times', 'callback.times', 200),
+      fld(ui.cf, 'note', 'callback.note', 1000, 0, 'textarea'), ui.cbErr,
+      h('button', { class: 'btn', 'data-testid': 'callback-submit', text: T('callback.send') }),
     ]);
     ui.cbLink = h('button', { type: 'button', class: 'lnk', hidden: true, 'data-testid': 'callback-link',
-      text: 'Prefer a phone call? Call me back', onclick: () => { cbOpen = true; renderStatus(); ui.cf.phone.focus(); } });
+      text: T('callback.link'), onclick: () => { cbOpen = true; renderStatus(); ui.cf.phone.focus(); } });
     ui.cbOk = h('p', { class: 'intro', hidden: true, 'data-testid': 'callback-done' });
     [ui.cbLink, ui.cb, ui.cbOk].forEach((x) => ui.body.insertBefore(x, ui.list));
     // "Email me the transcript": to the known address, else asked for here.
-    ui.trIn = h('input', { type: 'email', maxlength: '254', autocomplete: 'email', placeholder: 'you@example.com',
-      'aria-label': 'E-mail for the transcript', 'data-testid': 'transcript-email' });
+    ui.trIn = field('input', { type: 'email', name: 'email', maxlength: '254', autocomplete: 'email',
+      placeholder: T('form.email_placeholder'), 'aria-label': T('transcript.label'), 'data-testid': 'transcript-email' },
+    needEmail);
     ui.trF = h('form', { class: 'row', hidden: true, 'data-testid': 'transcript-form',
-      onsubmit: (e) => { e.preventDefault(); mailTranscript(ui.trIn.value.trim()); } },
-    [ui.trIn, h('button', { class: 'btn', text: 'Send', 'data-testid': 'transcript-send' })]);
+      onsubmit: (e) => { e.preventDefault(); if (check([ui.trIn])) mailTranscript(ui.trIn.value.trim()); } },
+    [ui.trIn, h('button', { class: 'btn', text: T('transcript.send'), 'data-testid': 'transcript-send' })]);
     ui.trMsg = h('p', { role: 'status', hidden: true, 'data-testid': 'transcript-status' });
     ui.tr = h('div', { class: 'tr', hidden: true }, [h('button', { type: 'button', class: 'lnk',
-      'data-testid': 'transcript-link', text: 'Email me the transcript',
-      onclick: () => mailTranscript(serverEmail || ui.email.value.trim()) }), ui.trF, ui.trMsg]);
-    ui.chat = h('div', { class: 'chat' }, [ui.body, ui.typing, ui.ended, ui.composer, ui.tr]);
+      'data-testid': 'transcript-link', text: T('transcript.link'),
+      onclick: () => mailTranscript(serverEmail || ui.email.value.trim()) }), ui.trF, ui.trIn._err, ui.trMsg]);
+    // "Never stuck" (no_operator): leave the question as a ticket, or ask for a callback.
+    ui.stIn = field('input', { type: 'email', name: 'email', maxlength: '254', autocomplete: 'email',
+      placeholder: T('offline.email'), 'aria-label': T('offline.email'), 'data-testid': 'stuck-email' }, needEmail);
+    ui.stIn.hidden = true;
+    ui.stErr = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'stuck-error' });
+    ui.stMsg = h('p', { 'data-testid': 'stuck-text' });
+    ui.stB = h('div', { class: 'row' }, [
+      h('button', { type: 'button', class: 'btn', 'data-testid': 'stuck-ticket', text: T('stuck.ticket'),
+        onclick: stuckTicket }),
+      ui.stCb = h('button', { type: 'button', class: 'btn', 'data-testid': 'stuck-callback', text: T('callback.send'),
+        onclick: () => { cbOpen = true; renderStatus(); ui.cf.phone.focus(); } })]);
+    ui.st = h('div', { class: 'off', role: 'status', hidden: true, 'data-testid': 'stuck' },
+      [ui.stMsg, ui.stIn, ui.stIn._err, ui.stB, ui.stErr]);
+    ui.chat = h('div', { class: 'chat' }, [ui.body, ui.typing, ui.ended, ui.st, ui.composer, ui.tr]);
     ui.tk = h('div', { class: 'chat', hidden: true, 'data-testid': 'tickets' });
+
+    // The language switch: each language named in itself.
+    ui.lang = h('select', { class: 'lang', 'aria-label': T('lang.label'), 'data-testid': 'language-select',
+      onchange: () => chooseLang(ui.lang.value) });
+    for (const l in LANGS) ui.lang.appendChild(h('option', { value: l, lang: l, text: LANGS[l][0] }));
 
     ui.panel = h('section', { class: 'panel', role: 'dialog', 'aria-label': opt.title, 'data-testid': 'panel',
       hidden: true, onkeydown: (e) => { if (e.key === 'Escape') closePanel(true); } }, [
+      // Title and status beside "minimize"; the actions below them (texts differ in length).
       h('header', { class: 'head' }, [
-        h('div', { class: 'head-text' }, [h('div', { class: 'title', text: opt.title }), ui.status,
+        h('div', { class: 'head-text' }, [h('div', { class: 'title', text: opt.title }), ui.status]), ui.min,
+        h('div', { class: 'acts' }, [
           ui.other = h('button', { type: 'button', class: 'hl', hidden: true, 'data-testid': 'another-operator',
-            text: 'Talk to someone else', onclick: () => sendFrame({ type: 'another_operator' }) ||
-              showNotice('Not connected \u2014 please try again in a moment.') })]),
-        h('button', { type: 'button', class: 'hbtn end', 'data-testid': 'my-tickets', text: 'My tickets',
-          onclick: () => showTickets() }),
-        ui.end, ui.min,
+            text: T('chat.other'), onclick: () => sendFrame({ type: 'another_operator' }) ||
+              showNotice(T('error.offline')) }),
+          h('span', { class: 'pills' }, [h('button', { type: 'button', class: 'hbtn end', 'data-testid': 'my-tickets',
+            text: T('tickets.mine'), onclick: () => showTickets() }), ui.end])]),
       ]),
       ui.conn, ui.notice, ui.chat, ui.tk,
-      h('div', { class: 'brand', text: 'Powered by chatserver' }),
+      h('div', { class: 'brand' }, [ui.lang, h('span', { text: T('brand') })]),
     ]);
 
     ui.badge = h('span', { class: 'badge', hidden: true, 'aria-hidden': 'true' });
     ui.bubbleIcon = icon(ICON_CHAT);
     ui.bubbleClose = icon(ICON_CLOSE);
     ui.bubbleClose.style.display = 'none';
-    ui.bubble = h('button', { type: 'button', class: 'bubble', 'data-testid': 'bubble', 'aria-label': 'Open chat',
+    ui.bubble = h('button', { type: 'button', class: 'bubble', 'data-testid': 'bubble',
       'aria-expanded': 'false', 'aria-haspopup': 'dialog', onclick: () => (panelOpen ? closePanel(false) : openPanel()) },
     [ui.bubbleIcon, ui.bubbleClose, ui.badge]);
 
@@ -539,10 +700,37 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.root.style.setProperty('--a', opt.color);
     ui.root.style.setProperty('--at', textColorFor(opt.color));
     shadow.appendChild(ui.root);
+    kbBuild();
     document.body.appendChild(host);
+    applyLang();
     // The list area shrinks when a notice, the typing line or the "ended" box
     // appears: stay at the bottom if we were there.
     if (window.ResizeObserver) new ResizeObserver(keepBottom).observe(ui.body);
+  }
+
+  // Every text again in the current language (after a switch).
+  function applyLang() {
+    ui.root.lang = lang;
+    ui.lang.value = lang;
+    bound.forEach((el) => {
+      if (!el.isConnected) return bound.delete(el);
+      for (const k in el._b) put(el, k, el._b[k]);
+    });
+    renderStatus();
+    renderConn();
+    renderBadge();
+  }
+
+  // The visitor picked a language: remembered on this device and told to the server.
+  function chooseLang(l) {
+    try { localStorage.setItem(LANG_KEY, l); } catch (e) { /* storage disabled */ }
+    loadLang(l).then(() => {
+      pendingInfo = Object.assign(pendingInfo || { type: 'info' }, { lang: l });
+      if (ready && sendFrame(pendingInfo)) pendingInfo = null;
+    }, () => {
+      ui.lang.value = lang;
+      showNotice(T('error.generic'));
+    });
   }
 
   // ---------------------------------------------------------------------------
@@ -550,20 +738,18 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
   // ---------------------------------------------------------------------------
 
   function operatorName() {
-    return (operator && operator.name) || 'An operator';
+    return (operator && operator.name) || t('operator.anon');
   }
 
   function renderStatus() {
+    const a = ui.root.getRootNode().activeElement;  // before anything is hidden
     let s;
     if (chatState === 'waiting') {
-      s = queuePos ? 'Waiting for an operator \u2014 position ' + queuePos + ' in queue'
-        : 'Waiting for an operator\u2026';
+      s = queuePos ? t('status.queue', { n: queuePos }) : t('status.waiting');
     } else if (chatState === 'assigned') {
-      s = operator && operator.name ? 'You are chatting with ' + operator.name : 'You are chatting with an operator';
-    } else if (chatState === 'closed') {
-      s = 'This chat has ended';
+      s = operator && operator.name ? t('status.with', { name: operator.name }) : t('status.with_anon');
     } else {
-      s = 'We typically reply in a few minutes';
+      s = t(chatState === 'closed' ? 'status.ended' : !offline ? 'status.idle' : offDone ? 'offline.intro' : 'offline.head');
     }
     ui.status.textContent = s;
 
@@ -574,20 +760,32 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.intro.hidden = !(ui.off.hidden = !offDone && !(offline && !ui.pre.hidden && !cbOpen));
     const fresh = chatState === null || chatState === 'new';
     ui.cbLink.hidden = !(cbAllowed && fresh && !cbOpen && !cbDone && !ui.list.childElementCount);
-    ui.cb.hidden = !(cbOpen && !cbDone && fresh && cbAllowed);
+    ui.cb.hidden = !(cbOpen && !cbDone && (fresh || stuck && !stDone) && cbAllowed);
+    if (chatState === 'assigned') stuck = null;
+    ui.st.hidden = !(stuck && !cbDone && (chatState === 'waiting' || stDone));
+    ui.stB.hidden = !!stDone;
+    ui.stCb.hidden = !cbAllowed;
     ui.cbOk.hidden = !(cbDone && !closed && ui.cbOk.textContent);
     ui.other.hidden = !(chatState === 'assigned' && operator);
-    ui.composer.hidden = closed;
+    // One form at a time: no chat composer while offline before the chat started.
+    ui.composer.hidden = closed || offline && !ui.pre.hidden;
+    // The focus went with what was hidden: to the panel's main control.
+    if (panelOpen && a && !a.offsetParent) focusMain();
     ui.tr.hidden = !token || !ui.list.childElementCount;
     if (closed) hideTyping();
     if (ui.off.hidden || ui.list.childElementCount) keepBottom();
     else ui.body.scrollTop = follow = 0;
   }
 
+  // The focus to the panel's main control: the composer, else the offline form, else "new chat".
+  function focusMain() {
+    (chatState === 'closed' ? ui.newChat : !ui.composer.hidden ? ui.input : ui.done || ui.of.name).focus();
+  }
+
   function renderConn() {
     let s = '';
-    if (blocked) s = 'Chat is not available right now.';
-    else if (!ready && (ws || retryTimer) && (everConnected || attempt > 0)) s = 'Reconnecting\u2026';
+    if (blocked) s = t('conn.blocked');
+    else if (!ready && (ws || retryTimer) && (everConnected || attempt > 0)) s = t('conn.reconnecting');
     ui.conn.textContent = s;
     ui.conn.hidden = !s;
   }
@@ -597,7 +795,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     if (!panelOpen) bySeq.forEach((r) => { if (r.from === 'operator' && r.seq > readSent) n++; });
     ui.badge.textContent = n > 9 ? '9+' : String(n);
     ui.badge.hidden = n === 0;
-    ui.bubble.setAttribute('aria-label', n ? 'Open chat (' + n + ' unread)' : (panelOpen ? 'Close chat' : 'Open chat'));
+    ui.bubble.setAttribute('aria-label', n ? t('bubble.unread', { n: n }) : t(panelOpen ? 'bubble.close' : 'bubble.open'));
   }
 
   // Follow new messages while the visitor is at the bottom of the list.
@@ -617,17 +815,15 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     if (follow) scrollToBottom();
   }
 
-  const TICKS = { sent: ['\u2713', 'Sent'], stored: ['\u2713\u2713', 'Delivered'], read: ['\u2713\u2713', 'Read'],
-    failed: ['! Not sent', 'Not sent'] };
+  const TICKS = { sent: '\u2713', stored: '\u2713\u2713', read: '\u2713\u2713', failed: '! ' };
 
   function setMsgState(rec, st) {
     if (rec.from !== 'visitor') return;
     rec.state = st;
     rec.el.setAttribute('data-state', st);
-    const t = TICKS[st];
-    rec.tick.textContent = t[0];
-    rec.tick.title = t[1];
-    rec.tick.setAttribute('aria-label', t[1]);
+    put(rec.tick, 'text', st === 'failed' ? () => TICKS[st] + t('tick.failed') : TICKS[st]);
+    put(rec.tick, 'title', T('tick.' + st));
+    put(rec.tick, 'aria-label', T('tick.' + st));
   }
 
   // Stored messages are kept in seq order; messages still waiting for their
@@ -647,13 +843,15 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     const el = h('div', { class: 'msg ' + from, 'data-testid': 'message', 'data-from': from });
     const rec = { el: el, from: from, seq: null, cmid: m.cmid || null, state: null, tick: null, time: null };
     if (from === 'operator' && m.author) el.appendChild(h('div', { class: 'author', text: String(m.author) }));
-    const text = String(m.text == null ? '' : m.text);
+    // Texts of the widget's own (a function) follow the language; others may hold links.
+    const text = typeof m.text === 'function' ? m.text : String(m.text == null ? '' : m.text);
     const txt = h('div', { class: 'txt', hidden: !text });
-    richText(txt, text);
+    if (typeof text === 'function') put(txt, 'text', text);
+    else richText(txt, text);
     el.appendChild(txt);
     if (m.att && m.att.length) el.appendChild(attEl(m.att));
-    if (m.ticket) el.appendChild(h('button', { type: 'button', class: 'lnk', text: 'View ticket', onclick: () => showTickets(m.ticket) }));
-    rec.time = h('span', { class: 'time', text: fmtTime(m.ts) });
+    if (m.ticket) el.appendChild(h('button', { type: 'button', class: 'lnk', text: T('ticket.view'), onclick: () => showTickets(m.ticket) }));
+    rec.time = h('span', { class: 'time', text: () => fmtTime(m.ts) });
     rec.meta = h('div', { class: 'meta' }, [rec.time]);
     el.appendChild(rec.meta);
     return rec;
@@ -687,7 +885,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     rec.seq = seq;
     rec.el._seq = seq;
     rec.el.setAttribute('data-seq', String(seq));
-    if (typeof ts === 'number') rec.time.textContent = fmtTime(ts);
+    if (typeof ts === 'number') put(rec.time, 'text', () => fmtTime(ts));
     bySeq.set(seq, rec);
     setMsgState(rec, seq <= opReadSeq ? 'read' : 'stored');
     ui.list.removeChild(rec.el);
@@ -711,7 +909,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
   function showTyping(active) {
     clearTimeout(typingHideTimer);
     if (!active || chatState === 'closed') return hideTyping();
-    ui.typing.textContent = operatorName() + ' is typing\u2026';
+    put(ui.typing, 'text', () => t('typing', { name: operatorName() }));
     ui.typing.hidden = false;
     typingHideTimer = setTimeout(hideTyping, TYPING_SHOW);
   }
@@ -721,20 +919,13 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.typing.hidden = true;
   }
 
+  // text: a string, or a function giving it in the current language.
   function showNotice(text) {
     clearTimeout(noticeTimer);
-    ui.notice.textContent = text;
+    put(ui.notice, 'text', text);
     ui.notice.hidden = false;
     noticeTimer = setTimeout(() => { ui.notice.hidden = true; }, 8000);
   }
-
-  const ERROR_TEXT = {
-    bad_frame: 'Your message could not be sent (it may be empty or too long).',
-    chat_closed: 'This chat has ended; the message was not sent.',
-    rate_limited: 'You are sending messages too quickly. Retrying shortly\u2026',
-    unavailable: 'The chat is busy right now. Retrying shortly\u2026',
-    invalid_state: 'That is not possible right now.',
-  };
 
   // Drops every rendered message (optionally keeping own unsent ones).
   function clearHistory(keepPending) {
@@ -785,6 +976,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
         last_seq: lastSeq,
         page_url: location.href.slice(0, 2000),
         user_agent: String(navigator.userAgent || '').slice(0, 500),
+        lang: lang,
       };
       if (token) hello.token = token;
       const name = (ui.name.value.trim() || serverName).slice(0, 100);
@@ -914,6 +1106,12 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
           if (chatState === 'waiting') renderStatus();
         }
         return;
+      case 'no_operator':
+        stuck = f.reason || 1;
+        if (f.callback) cbAllowed = true;
+        put(ui.stMsg, 'text', T({ nobody_else: 'stuck.nobody_else', waited: 'stuck.waited' }[f.reason] ||
+          'stuck.none_online'));
+        return renderStatus();
       case 'typing':
         if (f.from !== 'visitor') showTyping(!!f.active);
         return;
@@ -987,7 +1185,11 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     } else {
       if (bySeq.has(f.seq) || f.seq <= streamSeq) return;
       const esc = f.event === 'escalated' && typeof f.ticket === 'string' && f.ticket;
-      rec = addMessage({ from: f.from, seq: f.seq, text: esc ? 'Your request is now ticket ' + esc : f.text, ts: f.ts,
+      // A callback request: its first line (the server's English) in the visitor's language.
+      const cb = f.callback && f.callback.phone && f.callback;
+      rec = addMessage({ from: f.from, seq: f.seq, ts: f.ts, text: noticeOf(f) || cb && (() => t('callback.msg',
+        { phone: cb.phone }) + (cb.preferred_times ? ' (' + cb.preferred_times + ')' : '') +
+        String(f.text || '').replace(/^.*/, '')) || f.text,
         author: f.author, cmid: f.from === 'visitor' ? f.client_msg_id : null, att: f.attachments,
         ticket: esc && esc.replace(/\D/g, '') });
     }
@@ -998,6 +1200,15 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
       maybeSendRead();
     }
     renderBadge();
+  }
+
+  // A server-written event (i18n contract): its notice {code, params} as the
+  // catalog's notice.<code>; null (show the server's English text) without one.
+  function noticeOf(f) {
+    const n = f.notice;
+    if (!n || !cat['notice.' + n.code]) return null;
+    const p = Object.assign({}, n.params);
+    return () => t('notice.' + n.code, Object.assign({}, p, p.level ? { level: t('level.' + p.level) } : null));
   }
 
   function onAck(f) {
@@ -1027,7 +1238,8 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
         dropFromOutbox(rec.cmid);
       }
     }
-    showNotice(ERROR_TEXT[f.code] || (typeof f.message === 'string' && f.message) || 'Something went wrong.');
+    const k = 'error.' + f.code;
+    showNotice(cat[k] ? T(k) : lang === 'en' && typeof f.message === 'string' && f.message || T('error.generic'));
   }
 
   // ---------------------------------------------------------------------------
@@ -1050,16 +1262,17 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     const text = ui.input.value.trim();
     if (!text && !att) return;
     if (text.length > MAX_CHARS) {
-      showNotice('Messages can be at most ' + MAX_CHARS + ' characters long.');
+      showNotice(T('error.too_long', { n: MAX_CHARS }));
       return;
     }
     if (!ui.pre.hidden) {
-      const info = { type: 'info' };
+      if (!check([ui.email])) return;
+      const info = pendingInfo || { type: 'info' };
       const name = ui.name.value.trim().slice(0, 100);
       const email = ui.email.value.trim().slice(0, 254);
       if (name && name !== serverName) info.name = serverName = name;
       if (email && email !== serverEmail) info.email = serverEmail = email;
-      if (info.name || info.email) pendingInfo = info;
+      if (info.name || info.email || info.lang) pendingInfo = info;
     }
     ui.input.value = '';
     autoGrow();
@@ -1083,26 +1296,53 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     const f = ui.file.files[0];
     ui.file.value = '';
     if (!f || chatState === 'closed') return;
-    if (!token) return showNotice('Not connected \u2014 please try again in a moment.');
+    if (!token) return showNotice(T('error.offline'));
     ui.clip.disabled = true;
-    upload(f).then(sendMessage, (e) => showNotice(e.message)).then(() => { ui.clip.disabled = false; });
+    upload(f).then(sendMessage, showNotice).then(() => { ui.clip.disabled = false; });
+  }
+
+  // Uploads queue up (ofUp); the form is sent after them.
+  let ofUp = Promise.resolve();
+
+  // A file picked for the offline form: uploaded now, listed with its size and a remove button.
+  function offFile() {
+    const f = ui.ofFile.files[0];
+    ui.ofFile.value = '';
+    ui.offErr.hidden = true;
+    if (!f) return;
+    if (!token) return refused({}, ui.offErr);
+    ofUp = ofUp.then(() => upload(f).then((a) => {
+      ui.ofAtt.push(a);
+      const name = String(a.filename || f.name);
+      const row = h('div', { class: 'fi', 'data-testid': 'offline-attachment' }, [
+        h('span', { text: () => name + ' (' + fmtSize(a.size) + ')' }),
+        h('button', { type: 'button', class: 'hbtn', 'aria-label': T('file.remove', { file: name }),
+          title: T('file.remove', { file: name }), 'data-testid': 'offline-attachment-remove', onclick: () => {
+            ui.ofAtt = ui.ofAtt.filter((x) => x !== a);
+            row.remove();
+            ui.ofClip.focus();
+          } }, [icon(ICON_CLOSE)])]);
+      ui.ofList.appendChild(row);
+    }, (m) => refused(m, ui.offErr)));
   }
 
   function sendOffline(e) {
     e.preventDefault();
+    ui.offErr.hidden = true;
     const v = {};
     for (const k in ui.of) if (ui.of[k].value.trim()) v[k] = ui.of[k].value.trim();
-    ui.offErr.hidden = true;
-    req('/visitor/offline', { json: v }).then((r) => {
+    if (!check(Object.values(ui.of))) return;
+    ofUp.then(() => {
+      if (ui.ofAtt.length) v.attachments = ui.ofAtt.map((a) => a.id);
+      return req('/visitor/offline', { json: v });
+    }).then((r) => {
       offDone = true;
       ui.off.textContent = '';
-      ui.off.appendChild(h('p', { 'data-testid': 'offline-done', text: 'Thanks \u2014 your ticket ' + r.ticket.ref +
-        ' has been created; we\u2019ll answer by e-mail.' }));
+      ui.off.appendChild(ui.done = h('p', { role: 'status', tabindex: '-1', 'data-testid': 'offline-done',
+        text: T('offline.done', { ticket: r.ticket.ref }) }));
       renderStatus();
-    }, (er) => {
-      ui.offErr.textContent = er.message;
-      ui.offErr.hidden = false;
-    });
+      focusMain();
+    }, (er) => refused(er, ui.offErr));
   }
 
   function mailTranscript(email) {
@@ -1110,16 +1350,34 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
       ui.trF.hidden = false;
       return ui.trIn.focus();
     }
-    if (!token) return showNotice('Not connected \u2014 please try again in a moment.');
-    const say = (t, bad) => {
-      ui.trMsg.textContent = t;
+    if (!token) return showNotice(T('error.offline'));
+    const say = (s, bad) => {
+      put(ui.trMsg, 'text', s);
       ui.trMsg.className = bad ? 'err' : 'trm';
       ui.trMsg.hidden = false;
     };
     req('/visitor/transcript', { json: { email: email } }).then((r) => {
       ui.trF.hidden = true;
-      say('Transcript sent to ' + (r.email || email));
-    }, (er) => say(er.message, 1));
+      say(T('transcript.sent', { email: r.email || email }));
+    }, (er) => say(errText(er), 1));
+  }
+
+  // The waiting chat becomes a ticket; the answer comes by e-mail (asked for if unknown).
+  function stuckTicket() {
+    let email = serverEmail || ui.email.value.trim();
+    ui.stErr.hidden = true;
+    if (!email) {
+      if (ui.stIn.hidden) { ui.stIn.hidden = false; return ui.stIn.focus(); }
+      if (!check([ui.stIn])) return;
+      email = ui.stIn.value.trim();
+    }
+    if (!token) return showNotice(T('error.offline'));
+    req('/visitor/chat-ticket', { json: { email: email } }).then((r) => {
+      stDone = 1;
+      ui.stIn.hidden = true;
+      put(ui.stMsg, 'text', T('stuck.done', { ticket: r.ticket.ref, email: email }));
+      renderStatus();
+    }, (er) => refused(er, ui.stErr));
   }
 
   function sendCallback(e) {
@@ -1128,31 +1386,29 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     if (ui.cf.times.value.trim()) v.preferred_times = ui.cf.times.value.trim();
     if (ui.cf.note.value.trim()) v.note = ui.cf.note.value.trim();
     ui.cbErr.hidden = true;
-    if (!token) return showNotice('Not connected \u2014 please try again in a moment.');
+    if (!check([ui.cf.phone])) return;
+    if (!token) return showNotice(T('error.offline'));
     req('/visitor/callback', { json: v }).then((r) => {
       cbDone = true;
-      ui.cbOk.textContent = 'We\u2019ll call you at ' + (r.phone || v.phone) +
-        (v.preferred_times ? ' (' + v.preferred_times + ')' : '') + '; you are in the queue.';
+      put(ui.cbOk, 'text', T(v.preferred_times ? 'callback.done_times' : 'callback.done',
+        { phone: r.phone || v.phone, times: v.preferred_times }));
       renderStatus();
-    }, (er) => {
-      ui.cbErr.textContent = er.message;
-      ui.cbErr.hidden = false;
-    });
+    }, (er) => refused(er, ui.cbErr));
   }
 
   // ---------------------------------------------------------------------------
   // My tickets: list, one ticket's public events, reply box
   // ---------------------------------------------------------------------------
 
-  const CHG = { state: 'Status', priority: 'Priority', level: 'Level', department: 'Department', assignee: 'Assigned to' };
-  const nm = (v) => v == null || v === '' ? '\u2014' : String(typeof v === 'object' ? v.name || v.id : v).replace(/_/g, ' ');
+  // A ticket state by its name in the visitor's language.
+  const stateName = (s) => () => cat['state.' + s] ? t('state.' + s) : String(s || '\u2014').replace(/_/g, ' ');
 
   function evEl(e) {
     const b = e.body || {};
     const a = e.actor || {};
     const k = e.kind;
-    const m = CHG[k] ? { text: CHG[k] + ': ' + nm(b.from) + ' \u2192 ' + nm(b.to) }
-      : k === 'created' && !b.text ? { text: 'Ticket created' }
+    const m = k === 'state' ? { text: () => t('ticket.state_changed', { from: stateName(b.from)(), to: stateName(b.to)() }) }
+      : k === 'created' && !b.text ? { text: T('ticket.created') }
       : { from: k === 'transcript' ? b.from : a.type === 'operator' ? 'operator' : 'visitor', author: b.author || a.name,
         text: b.text, att: b.attachments };
     m.ts = e.ts;
@@ -1165,41 +1421,44 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     ui.chat.hidden = true;
     const tk = ui.tk;
     const list = h('div', { class: 'list' });
-    const sc = h('div', { class: 'body' }, [h('button', { type: 'button', class: 'lnk', 'data-testid': 'tickets-back',
-      text: num ? '\u2190 All tickets' : '\u2190 Back to chat',
-      onclick: () => (num ? showTickets() : (tk.hidden = true, ui.chat.hidden = false, keepBottom())) }), list]);
+    const back = h('button', { type: 'button', class: 'lnk', 'data-testid': 'tickets-back',
+      text: T(num ? 'tickets.all' : 'tickets.back'),
+      onclick: () => (num ? showTickets() : (tk.hidden = true, ui.chat.hidden = false, keepBottom(), focusMain())) });
+    const sc = h('div', { class: 'body' }, [back, list]);
     tk.hidden = false;
     tk.textContent = '';
     tk.appendChild(sc);
+    back.focus();  // the view changed under the focus (the list's rows are gone)
     req('/visitor/tickets' + (num ? '/' + num : '')).then((r) => {
       if (!sc.isConnected) return;
       if (!num) {
-        r.tickets.forEach((t) => list.appendChild(h('button', { type: 'button', class: 'tkrow', 'data-testid': 'my-ticket',
-          onclick: () => showTickets(t.number) }, [h('strong', { text: t.ref + ' ' }), h('span', { text: t.subject }),
-          h('small', { text: nm(t.state) })])));
-        if (!r.tickets.length) list.appendChild(h('p', { class: 'intro', text: 'You have no tickets yet.' }));
+        r.tickets.forEach((x) => list.appendChild(h('button', { type: 'button', class: 'tkrow', 'data-testid': 'my-ticket',
+          onclick: () => showTickets(x.number) }, [h('strong', { text: x.ref + ' ' }), h('span', { text: x.subject }),
+          h('small', { text: stateName(x.state) })])));
+        if (!r.tickets.length) list.appendChild(h('p', { class: 'intro', text: T('tickets.none') }));
         return;
       }
-      const t = r.ticket;
-      list.appendChild(h('div', { class: 'tkrow', 'data-testid': 'ticket-head' }, [h('strong', { text: t.ref + ' ' }),
-        h('span', { text: t.subject }), h('small', { text: nm(t.state) })]));
+      const x = r.ticket;
+      list.appendChild(h('div', { class: 'tkrow', 'data-testid': 'ticket-head' }, [h('strong', { text: x.ref + ' ' }),
+        h('span', { text: x.subject }), h('small', { text: stateName(x.state) })]));
       r.events.forEach((e) => list.appendChild(evEl(e)));
-      const ta = h('textarea', { rows: '2', maxlength: MAX_CHARS, placeholder: 'Write a reply\u2026', 'aria-label': 'Reply',
+      const ta = h('textarea', { rows: '2', maxlength: MAX_CHARS, placeholder: T('ticket.reply_placeholder'),
         'data-testid': 'ticket-reply-input' });
       tk.appendChild(h('form', { class: 'composer row', onsubmit: (ev) => {
         ev.preventDefault();
         if (ta.value.trim()) {
           req('/visitor/tickets/' + num + '/replies', { json: { text: ta.value.trim(), attachments: [] } })
-            .then(() => showTickets(num), (er) => showNotice(er.message));
+            .then(() => showTickets(num), (er) => showNotice(errText(er)));
         }
-      } }, [ta, h('button', { class: 'send', 'aria-label': 'Send reply', 'data-testid': 'ticket-reply-send' }, [icon(ICON_SEND)])]));
+      } }, [ta, h('button', { class: 'send', 'aria-label': T('ticket.send'), title: T('ticket.send'),
+        'data-testid': 'ticket-reply-send' }, [icon(ICON_SEND)])]));
       sc.scrollTop = 1e6;
-    }, (er) => list.appendChild(msgEl({ text: er.message }).el));
+    }, (er) => list.appendChild(msgEl({ text: errText(er) }).el));
   }
 
   function endChat() {
     if (chatState !== 'waiting' && chatState !== 'assigned') return;
-    if (!sendFrame({ type: 'close' })) showNotice('Not connected \u2014 please try again in a moment.');
+    if (!sendFrame({ type: 'close' })) showNotice(T('error.offline'));
   }
 
   function newChat() {
@@ -1215,7 +1474,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     outbox = [];
     pendingInfo = null;
     cbOpen = cbDone = false;
-    ui.cbOk.textContent = '';
+    put(ui.cbOk, 'text', '');
     ui.trF.hidden = ui.trMsg.hidden = true;
     clearHistory(false);
     save();
@@ -1260,6 +1519,131 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
   }
 
   // ---------------------------------------------------------------------------
+  // Knowledge base: while the visitor types the first message (or the offline
+  // form's message), up to three articles are suggested under it; one opens in
+  // the panel with "Did this answer your question?" Yes (counted: a chat
+  // deflected) or No (back to the text). The article's HTML, sanitised by the
+  // server, is parsed by DOMParser (inert) and only plain elements are copied
+  // from it, text as text and links checked: nothing runs, whatever it holds.
+  // ---------------------------------------------------------------------------
+
+  const KB_TAGS = /^(p|br|hr|h[1-6]|ul|ol|li|a|strong|b|em|i|code|pre|blockquote|table|thead|tbody|tr|th|td|del|s|sub|sup|dl|dt|dd)$/;
+  const KB_SKIP = /^(script|style|template|iframe|object|embed|noscript|svg|math|form|button|select|textarea|title)$/;
+  let kbCtl = null;   // the search in flight (AbortController)
+  let kbTimer = 0;
+  let kbField = null; // the field the suggestions are for
+  let kbArt = null;   // the article shown
+
+  function kbBuild() {
+    ui.kbLive = h('p', { class: 'vh', role: 'status', 'data-testid': 'kb-suggest-live' });
+    ui.kbList = h('ul', { class: 'kbl', 'aria-labelledby': 'cs-kbh', 'data-testid': 'kb-suggestions' });
+    ui.kb = h('div', { class: 'kb', hidden: true }, [ui.kbH = h('h2', { class: 'kbh', id: 'cs-kbh' }), ui.kbList]);
+    ui.kbT = h('h2', { class: 'kbt', tabindex: '-1', 'data-testid': 'kb-article-title' });
+    ui.kbB = h('div', { class: 'kbb', 'data-testid': 'kb-article-body' });
+    ui.kbQ = h('div', { class: 'kbq' }, [h('p', { text: T('kb.ask') }), h('div', { class: 'row' }, [
+      h('button', { type: 'button', class: 'btn', 'data-testid': 'kb-yes', text: T('kb.yes'), onclick: () => kbDone(1) }),
+      h('button', { type: 'button', class: 'btn kbn', 'data-testid': 'kb-no', text: T('kb.no'), onclick: () => kbDone(0) })])]);
+    ui.kbOk = h('p', { class: 'kbq', role: 'status', tabindex: '-1', 'data-testid': 'kb-thanks', text: T('kb.thanks') });
+    ui.kbBack = h('button', { type: 'button', class: 'lnk', 'data-testid': 'kb-back', text: T('tickets.back'), onclick: kbClose });
+    ui.kbV = h('div', { class: 'chat', hidden: true, 'data-testid': 'kb-article' },
+      [h('div', { class: 'body' }, [ui.kbT, ui.kbB, ui.kbQ, ui.kbOk, ui.kbBack])]);
+    ui.tk.after(ui.kbV, ui.kbLive);
+    ui.input.addEventListener('input', () => kbInput(ui.input));
+    ui.of.text.addEventListener('input', () => kbInput(ui.of.text));
+  }
+
+  // Typing: a search 250 ms after the last keystroke; a newer one cancels the older.
+  function kbInput(f) {
+    clearTimeout(kbTimer);
+    if (kbCtl) kbCtl.abort();
+    const q = f.value.trim().slice(-200);
+    ui.kb.hidden = q.length < 3 || (f === ui.input ? ui.pre.hidden : offDone);
+    if (!ui.kb.hidden) kbTimer = setTimeout(() => kbSearch(f, q), 250);
+  }
+
+  function kbSearch(f, q) {
+    const c = kbCtl = new AbortController();
+    fetch(API + '/kb/search?source=widget&limit=3&lang=' + lang + '&q=' + encodeURIComponent(q), { signal: c.signal })
+      .then((r) => r.json()).then((r) => {
+        const list = (r.results || []).slice(0, 3);
+        ui.kbList.textContent = '';
+        list.forEach((a) => ui.kbList.appendChild(h('li', null, [h('button', { type: 'button', class: 'kbs',
+          'data-testid': 'kb-suggestion', 'data-slug': a.slug, onclick: () => kbOpen(a, f) },
+        [h('strong', { text: a.title }), a.snippet && h('small', { text: a.snippet })])])));
+        if (f === ui.input) ui.composer.appendChild(ui.kb);
+        else f.parentNode.after(ui.kb);
+        put(ui.kbH, 'text', T('kb.head'));  // (re)bound: a language switch skips texts off the page
+        ui.kb.hidden = !list.length;
+        ui.kbLive.textContent = list.length ? t('kb.found', { n: list.length }) : '';
+      }, () => { /* cancelled, or offline: nothing to suggest */ });
+  }
+
+  function kbPath(a) {
+    return API + '/kb/articles/' + encodeURIComponent(a.lang) + '/' + encodeURIComponent(a.slug);
+  }
+
+  function kbOpen(a, f) {
+    kbField = f;
+    kbArt = a;
+    ui.kbT.textContent = a.title;
+    ui.kbB.textContent = '';
+    ui.kbQ.hidden = false;
+    ui.kbOk.hidden = ui.kbBack.hidden = ui.chat.hidden = true;
+    ui.kbV.hidden = false;
+    ui.kbT.focus();
+    fetch(kbPath(a) + '?source=widget').then((r) => r.json()).then((r) => {
+      if (kbArt !== a) return;
+      try {
+        kbCopy(new DOMParser().parseFromString(String(r.html), 'text/html').body, ui.kbB);
+      } catch (e) {
+        ui.kbB.textContent = a.snippet || '';
+      }
+    }, () => showNotice(T('error.generic')));
+  }
+
+  // The allowed elements of `from` into `to`, rebuilt: no attribute but a checked link.
+  function kbCopy(from, to) {
+    from.childNodes.forEach((n) => {
+      const tag = n.nodeType === 1 && n.localName;
+      if (n.nodeType === 3) to.appendChild(document.createTextNode(n.data));
+      else if (tag && !KB_SKIP.test(tag)) {
+        let e = to;
+        if (KB_TAGS.test(tag)) {
+          e = to.appendChild(document.createElement(tag));
+          const u = tag === 'a' && n.getAttribute('href');
+          if (u) {
+            const l = new URL(u, base.origin + basePath + '/');
+            if (/^(https?|mailto):$/.test(l.protocol)) {
+              e.href = l.href;
+              e.target = '_blank';
+              e.rel = 'noopener noreferrer nofollow';
+            }
+          }
+        }
+        kbCopy(n, e);
+      }
+    });
+  }
+
+  // Yes or No: told to the server (Yes from here is a chat deflected); No goes back.
+  function kbDone(yes) {
+    fetch(kbPath(kbArt) + '/feedback', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ helped: !!yes, session: sessionId || undefined }) }).catch(() => {});
+    if (!yes) return kbClose();
+    ui.kbQ.hidden = true;
+    ui.kbOk.hidden = ui.kbBack.hidden = false;
+    ui.kbOk.focus();
+  }
+
+  function kbClose() {
+    kbArt = null;
+    ui.kbV.hidden = true;
+    ui.chat.hidden = false;
+    keepBottom();
+    (kbField || ui.input).focus();
+  }
+
+  // ---------------------------------------------------------------------------
   // Panel
   // ---------------------------------------------------------------------------
 
@@ -1280,7 +1664,7 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     renderBadge();
     scrollToBottom();
     maybeSendRead();
-    setTimeout(() => { if (panelOpen && !ui.input.disabled) ui.input.focus(); }, 0);
+    setTimeout(() => { if (panelOpen) focusMain(); }, 0);
   }
 
   function closePanel(focusBubble) {
@@ -1341,6 +1725,16 @@ textarea{resize:none;min-height:40px;max-height:130px;line-height:1.4}
     close: () => closePanel(false),
   });
 
-  if (document.body) start();
-  else document.addEventListener('DOMContentLoaded', start);
+  // Start in the visitor's language once its catalog is here (at once for the
+  // inlined one); after 3 s without it, in the site's, switching when it comes.
+  let started = 0;
+  const go = () => {
+    if (started++) return;
+    if (document.body) start();
+    else document.addEventListener('DOMContentLoaded', start);
+  };
+  let saved;
+  try { saved = localStorage.getItem(LANG_KEY); } catch (e) { /* storage disabled */ }
+  loadLang([saved, data.lang].concat(browserLangs).map(known).filter(Boolean)[0] || I18N.d).catch(() => 0).then(go);
+  setTimeout(go, 3000);
 })();
