@@ -18,22 +18,50 @@ import pytest
 
 from chatserver.cli import create_operator
 from chatserver.client import OperatorClient, VisitorClient
+from chatserver.store.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Under pytest-xdist (`make test` runs two workers) each worker hands out ports from
+# its own range below Linux's ephemeral ports (32768-60999), so two workers never get
+# the same free port between one's probe and its server's bind, and no client socket
+# takes a port a server is about to bind. A lone run asks the kernel for any port.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_PORT_SPAN = 2000
+_next_port = 0
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 free right now, not handed out before in this process."""
+    global _next_port
+    if not _WORKER.startswith("gw"):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    base = 20000 + int(_WORKER[2:]) % 6 * _PORT_SPAN
+    for _ in range(_PORT_SPAN):
+        port = base + _next_port % _PORT_SPAN
+        _next_port += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + _PORT_SPAN - 1}")
 
 
 class ServerProcess:
     """A real server in a subprocess; ``kill9`` and ``start`` again to test crashes."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, database: Database | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        # None: the SQLite file in data_dir; else (PostgreSQL) given to the server by env.
+        self.database = database
         self.env = {
             **os.environ,
             "CHATSERVER_DEMO_OPERATOR": "false",
@@ -42,6 +70,14 @@ class ServerProcess:
             "PYTHONUNBUFFERED": "1",
             # A crash in C (a signal) still leaves a traceback in the log.
             "PYTHONFAULTHANDLER": "1",
+            **(
+                {
+                    "CHATSERVER_DATABASE_URL": database.conninfo or "",
+                    "CHATSERVER_DATABASE_SCHEMA": database.schema or "",
+                }
+                if database is not None
+                else {}
+            ),
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -112,7 +148,8 @@ class ServerProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def add_operator(self, username: str, password: str = "pw-secret", **kw: Any) -> str:
-        return create_operator(self.data_dir / "chatserver.sqlite3", username, password, **kw)
+        where = self.database or self.data_dir / "chatserver.sqlite3"
+        return create_operator(where, username, password, **kw)
 
     async def operator(
         self, username: str, password: str = "pw-secret", **kw: Any
@@ -128,8 +165,12 @@ class ServerProcess:
 def make_server(tmp_path: Path) -> Iterator[Any]:
     servers: list[ServerProcess] = []
 
-    def make(env: dict[str, str] | None = None, data_dir: Path | None = None) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / f"data{len(servers)}", env)
+    def make(
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        database: Database | None = None,
+    ) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / f"data{len(servers)}", env, database)
         servers.append(server)
         return server
 

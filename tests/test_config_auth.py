@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from chatserver.auth import (
+from chatserver.config import ConfigError, Settings
+from chatserver.errors import BadFrame, Unauthorized
+from chatserver.operators.auth import (
     OperatorTokens,
     hash_password,
     sign_identity,
     verify_identity,
     verify_password,
 )
-from chatserver.config import ConfigError, Settings
-from chatserver.errors import BadFrame, Unauthorized
 from chatserver.types import OperatorId
 
 
@@ -62,9 +62,14 @@ def test_operator_tokens():
         tokens.verify(token, now=1061)
     with pytest.raises(Unauthorized):
         OperatorTokens(b"other" * 8, ttl=60).verify(token, now=1030)
-    _, expiry, sig = token.split(".")
+    _, version, expiry, sig = token.split(".")
     with pytest.raises(Unauthorized):
-        tokens.verify(f"o_2.{expiry}.{sig}", now=1030)
+        tokens.verify(f"o_2.{version}.{expiry}.{sig}", now=1030)
+    with pytest.raises(Unauthorized):  # the version is signed too
+        tokens.verify(f"o_1.7.{expiry}.{sig}", now=1030)
+    assert tokens.verify_versioned(token, now=1030) == ("o_1", 0)
+    bumped = tokens.issue(OperatorId("o_1"), now=1000, version=3)
+    assert tokens.verify_versioned(bumped, now=1030) == ("o_1", 3)
     with pytest.raises(Unauthorized):
         tokens.verify("a.b", now=0)
 

@@ -11,7 +11,6 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from chatserver.config import ENV_PREFIX, Settings
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -143,12 +143,6 @@ def load_compose() -> dict[str, object]:
     return data
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # ------------------------------------------------------------------ every file
 def test_deploy_files_exist():
     for path in [*UNITS, DOCKERFILE, COMPOSE, NGINX_SITE, NGINX_COMPOSE, ROOT / ".dockerignore"]:
@@ -259,12 +253,12 @@ def test_dockerfile_healthcheck_is_valid_python_without_curl():
 
 def test_dockerfile_asset_check_names_exist():
     """The Dockerfile asserts at build time that the app finds widget/ and the console."""
-    import chatserver.app
+    import chatserver.web.app
 
-    names = re.findall(r"from chatserver\.app import ([A-Z_, ]+);", DOCKERFILE.read_text())
+    names = re.findall(r"from chatserver\.web\.app import ([A-Z_, ]+);", DOCKERFILE.read_text())
     assert names, "the build-time asset check is gone"
     for name in (n.strip() for group in names for n in group.split(",")):
-        assert hasattr(chatserver.app, name), name
+        assert hasattr(chatserver.web.app, name), name
 
 
 def test_dockerignore_keeps_local_state_out():
@@ -284,7 +278,7 @@ def test_dockerignore_keeps_local_state_out():
 
 
 # ------------------------------------------------------------------ compose
-def test_compose_two_nodes_share_redis_and_store():
+def test_compose_two_nodes_share_postgres_and_redis_but_no_file():
     compose = load_compose()
     services = compose["services"]
     assert isinstance(services, dict)
@@ -294,13 +288,31 @@ def test_compose_two_nodes_share_redis_and_store():
         if svc.get("build", {}).get("dockerfile") == "deploy/Dockerfile"
     }
     assert len(nodes) == 2, sorted(nodes)
-    assert "redis" in services and "nginx" in services
+    assert {"postgres", "redis", "nginx"} <= set(services)
+    pg = services["postgres"]
+    pg_env = pg["environment"]
+    assert "pg_isready" in pg["healthcheck"]["test"]
     (data_dir,) = docker("VOLUME")
     mounts = set()
+    urls = set()
     for name, svc in nodes.items():
         env = svc["environment"]
         assert env["CHATSERVER_REDIS_URL"].startswith("redis://redis:"), name
         assert {k for k in env if k.startswith(ENV_PREFIX)} <= setting_env_names()
+        # The URL reaches the postgres service with its user, password and database.
+        url = env["CHATSERVER_DATABASE_URL"]
+        urls.add(url)
+        settings = Settings.load({"CHATSERVER_DATABASE_URL": url})
+        assert settings.database.kind == "postgresql", name
+        expected = (
+            f"postgresql://{pg_env['POSTGRES_USER']}:{pg_env['POSTGRES_PASSWORD']}"
+            f"@postgres:5432/{pg_env['POSTGRES_DB']}"
+        )
+        assert url == expected, name
+        assert env.get("CHATSERVER_ATTACHMENTS", "database") == "database", name
+        assert "CHATSERVER_ATTACHMENTS_DIR" not in env, name
+        for needed in ("postgres", "redis"):
+            assert svc["depends_on"][needed]["condition"] == "service_healthy", name
         if "command" in svc:
             command = svc["command"]
             argv = command if isinstance(command, list) else shlex.split(command)
@@ -309,8 +321,11 @@ def test_compose_two_nodes_share_redis_and_store():
         mounts.add(mount.split(":")[0])
         context = (COMPOSE.parent / svc["build"]["context"]).resolve()
         assert (context / svc["build"]["dockerfile"]).resolve() == DOCKERFILE.resolve()
-    assert len(mounts) == 1, f"nodes must share one data volume: {mounts}"
+    assert len(urls) == 1, "both nodes must use one database"
+    assert len(mounts) == 2, f"each node has a data volume of its own: {mounts}"
     assert mounts <= set(compose.get("volumes") or {})
+    (pg_volume,) = [v.split(":")[0] for v in pg["volumes"]]
+    assert pg_volume in set(compose.get("volumes") or {}) and pg_volume not in mounts
 
     # nginx mounts compose.conf, whose upstream names exactly the node services.
     nginx = services["nginx"]

@@ -17,6 +17,7 @@ from chatserver.protocol import (
     _by_schema,
     _std_encode,
     ack,
+    check_attachment_ids,
     decode,
     encode_text,
     validate,
@@ -183,3 +184,219 @@ def test_decode_refuses_what_json_does_not_allow():
         with pytest.raises(BadFrame):
             decode(raw)
     assert decode('{"type":"x","t":"\\u00e4\\ud83d\\ude00"}')["t"] == "\u00e4\U0001f600"
+
+
+# -- what a client is told: each refusal names the field and, for messages, the message ---------
+
+
+def o(frame):
+    return validate(frame, OPERATOR_FRAMES, 100)
+
+
+def refusal(check):
+    with pytest.raises(ChatError) as err:
+        check()
+    return err.value.to_frame()
+
+
+@pytest.mark.parametrize(
+    ("frame", "message", "ref"),
+    [
+        ({"type": "message", "text": "hi"}, "message: missing field 'client_msg_id'", None),
+        ({"type": "message", "client_msg_id": "c1"}, "message: missing field 'text'", "c1"),
+        (
+            {"type": "message", "client_msg_id": "c1", "text": 5},
+            "message: field 'text' has the wrong type",
+            "c1",
+        ),
+        (
+            {"type": "message", "client_msg_id": 5, "text": "hi"},
+            "message: field 'client_msg_id' has the wrong type",
+            None,  # not a string: not echoed back
+        ),
+        ({"type": "read", "seq": None}, "read: field 'seq' has the wrong type", None),
+        ({"type": "read", "seq": True}, "read: field 'seq' has the wrong type", None),
+        ({"type": "read", "seq": -1}, "read: field 'seq' must not be negative", None),
+        ({"type": "hello", "name": "n" * 101}, "hello: field 'name' is longer than 100", None),
+        (
+            {"type": "message", "client_msg_id": "c" * 65, "text": "hi"},
+            "message: field 'client_msg_id' is longer than 64",
+            "c" * 65,
+        ),
+        ({"type": "message", "client_msg_id": "", "text": "hi"}, "client_msg_id is empty", None),
+        ({"type": "message", "client_msg_id": "c1", "text": " "}, "message text is empty", "c1"),
+        (
+            {"type": "message", "client_msg_id": "c1", "text": "x" * 101},
+            "message text is longer than 100 characters",
+            "c1",
+        ),
+        (
+            {"type": "message", "client_msg_id": "c1", "text": "hi", "attachments": ["a", "a"]},
+            "attachments: an id is listed twice",
+            "c1",
+        ),
+        (
+            {"type": "message", "client_msg_id": "c1", "text": "hi", "attachments": "a"},
+            "message: field 'attachments' has the wrong type",
+            "c1",
+        ),
+        (
+            {"type": "message", "client_msg_id": "c1", "text": "hi", "attachments": [""]},
+            "attachments: up to 10 attachment ids",
+            "c1",
+        ),
+        ({"type": "info", "email": "not-an-address"}, "email is not an e-mail address", None),
+        # A frame of another type does not take the message fast path, whatever it carries.
+        (
+            {"type": "typing", "client_msg_id": "c1", "text": "hi"},
+            "typing: missing field 'active'",
+            "c1",
+        ),
+    ],
+)
+def test_visitor_refusals_say_what_is_wrong(frame, message, ref):
+    expected = {"type": "error", "code": "bad_frame", "message": message}
+    if ref is not None:
+        expected["ref"] = ref
+    assert refusal(lambda: v(frame)) == expected
+
+
+def test_operator_message_limits():
+    ok = {"type": "message", "session_id": "s" * 64, "client_msg_id": "c" * 64, "text": "x" * 100}
+    assert o(dict(ok)) == ok
+    assert refusal(lambda: o({**ok, "session_id": "s" * 65})) == {
+        "type": "error",
+        "code": "bad_frame",
+        "message": "message: field 'session_id' is longer than 64",
+        "ref": "c" * 64,
+    }
+    assert refusal(lambda: o({**ok, "session_id": None}))["message"] == (
+        "message: field 'session_id' has the wrong type"
+    )
+    assert refusal(lambda: o({**ok, "client_msg_id": "c" * 65}))["ref"] == "c" * 65
+    assert refusal(lambda: o({"type": "status"})) == {
+        "type": "error",
+        "code": "bad_frame",
+        "message": "status: missing field 'status'",
+    }
+
+
+def test_valid_values_at_the_limits_pass():
+    assert v({"type": "read", "seq": 0}) == {"type": "read", "seq": 0}
+    assert v({"type": "read", "seq": 7})["seq"] == 7
+    assert v({"type": "hello", "last_seq": None, "name": "n" * 100})["name"] == "n" * 100
+    assert v({"type": "hello", "last_seq": 3, "identity": {"customer": "K-1"}})["last_seq"] == 3
+    assert v({"type": "rate", "score": 5, "comment": None}) == {
+        "type": "rate",
+        "score": 5,
+        "comment": None,
+    }
+    assert v({"type": "message", "client_msg_id": "c" * 64, "text": "x" * 100})["text"] == "x" * 100
+    # A message may be attachments only: its text may then be empty.
+    with_files = v({"type": "message", "client_msg_id": "c1", "text": "  ", "attachments": ["f1"]})
+    assert with_files["text"] == "" and with_files["attachments"] == ["f1"]
+    ten = [f"f{i}" for i in range(9)] + ["x" * 64]
+    assert v({"type": "message", "client_msg_id": "c1", "text": "hi", "attachments": ten})[
+        "attachments"
+    ] == ten
+
+
+def test_unknown_frame_types_are_named_up_to_40_characters():
+    assert refusal(lambda: v({"type": "explode"})) == {
+        "type": "error",
+        "code": "unknown_type",
+        "message": "unknown frame type 'explode'",
+    }
+    assert refusal(lambda: v({"type": "y" * 50}))["message"] == f"unknown frame type {'y' * 40!r}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("{", "frame is not valid JSON"),
+        (b"\xc1", "frame is not valid msgpack"),
+        ("[1, 2]", "frame must be an object"),
+        (msgpack.packb([1]), "frame must be an object"),
+        ('{"no": "type"}', "frame needs a string 'type'"),
+        ('{"type": 1}', "frame needs a string 'type'"),
+    ],
+)
+def test_decode_refusals_say_what_is_wrong(raw, message):
+    expected = {"type": "error", "code": "bad_frame", "message": message}
+    assert refusal(lambda: decode(raw)) == expected
+
+
+def test_decode_gives_msgpack_strings_as_str():
+    assert decode(msgpack.packb({"type": "message", "text": "Grüezi"}, use_bin_type=True)) == {
+        "type": "message",
+        "text": "Grüezi",
+    }
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (None, "attachments: up to 10 attachment ids"),
+        ("f1", "attachments: up to 10 attachment ids"),
+        ([f"f{i}" for i in range(11)], "attachments: up to 10 attachment ids"),
+        (["f1", 2], "attachments: up to 10 attachment ids"),
+        (["f1", ""], "attachments: up to 10 attachment ids"),
+        (["f1", "x" * 65], "attachments: up to 10 attachment ids"),
+        (["f1", "f2", "f1"], "attachments: an id is listed twice"),
+    ],
+)
+def test_attachment_id_lists_are_checked(ids, message):
+    assert refusal(lambda: check_attachment_ids(ids, "c9")) == {
+        "type": "error",
+        "code": "bad_frame",
+        "message": message,
+        "ref": "c9",
+    }
+
+
+def test_attachment_id_lists_at_the_limits_pass():
+    ten = [f"f{i}" for i in range(9)] + ["x" * 64]
+    assert check_attachment_ids(ten) == ten
+    assert check_attachment_ids(["a"]) == ["a"]
+    assert check_attachment_ids([]) == []
+
+
+def test_payload_is_the_wire_form_and_built_once():
+    out = Outgoing({"type": "typing", "active": True, "who": "Zoë"})
+    text = out.payload(False)
+    assert text == '{"type":"typing","active":true,"who":"Zoë"}'.encode()
+    assert out.payload(False) is text
+    assert out.payload(True) == msgpack.packb(out.frame, use_bin_type=True)
+    assert out.payload(True) is out.payload(True)
+    given = Outgoing({"type": "ping"}, '{"type":"ping"}')
+    assert given.payload(False) == b'{"type":"ping"}' and given.text == '{"type":"ping"}'
+
+
+def test_the_visitors_language_is_one_the_server_speaks():
+    from chatserver.i18n.languages import LANGUAGES
+
+    for lang in LANGUAGES:
+        assert v({"type": "hello", "lang": lang})["lang"] == lang
+    assert v({"type": "info", "lang": None})["lang"] is None
+    message = f"lang must be one of {', '.join(LANGUAGES)}"
+    assert refusal(lambda: v({"type": "hello", "lang": "xx"}))["message"] == f"hello: {message}"
+    assert refusal(lambda: v({"type": "info", "lang": "de-CH"}))["message"] == f"info: {message}"
+    # Frames without a language field ignore one they carry.
+    assert v({"type": "typing", "active": True, "lang": "xx"})["lang"] == "xx"
+
+
+def test_text_limit_when_the_message_carries_attachments():
+    frame = {"type": "message", "client_msg_id": "c1", "text": "x" * 100, "attachments": ["f"]}
+    assert v(dict(frame))["text"] == "x" * 100
+    assert refusal(lambda: v({**frame, "text": "x" * 101}))["message"] == (
+        "message text is longer than 100 characters"
+    )
+
+
+def test_any_refused_frame_carrying_a_client_msg_id_is_named():
+    assert refusal(lambda: v({"type": "read", "seq": -1, "client_msg_id": "r1"})) == {
+        "type": "error",
+        "code": "bad_frame",
+        "message": "read: field 'seq' must not be negative",
+        "ref": "r1",
+    }

@@ -13,10 +13,11 @@ function-loop tests of the suite are not affected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.network_lock import network_steady
+
 CHROMIUM = Path(os.environ.get("CHATSERVER_E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -43,6 +46,11 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 10_000
 
+
+class SlowLoad(UserWarning):
+    """A page that was loaded again because it was not ready in time (shown in the
+    summary, never an error: see pyproject's filterwarnings)."""
+
 expect.set_options(timeout=TIMEOUT_MS)
 
 
@@ -54,6 +62,13 @@ def chromium_problem() -> str | None:
             "(apt-get install chromium); `playwright install` is not used"
         )
     return None
+
+
+@pytest.fixture(autouse=True)
+def _network_steady() -> Iterator[None]:
+    """No network interface comes or goes during a browser test (tests/network_lock.py)."""
+    with network_steady():
+        yield
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -136,6 +151,16 @@ class Pages:
     async def close(self) -> None:
         for context in self.contexts:
             await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ws_clients() -> AsyncIterator[list[Any]]:
+    """WebSocket clients (chatserver.client) a test opens on the session loop: closed after it."""
+    opened: list[Any] = []
+    yield opened
+    for client in opened:
+        with contextlib.suppress(Exception):
+            await client.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -34,7 +34,9 @@ def operator_row(board: Page, name: str) -> Any:
     return board.locator(f'[data-testid="board-operator"][data-name="{name}"]')
 
 
-async def test_board_follows_an_operator_and_a_visitor_live(make_server: Any, pages: Pages) -> None:
+async def test_board_follows_an_operator_and_a_visitor_live(
+    make_server: Any, pages: Pages, ws_clients: list[Any]
+) -> None:
     server = make_server(env={"CHATSERVER_BOARD_INTERVAL": "0.3"})
     server.start()
     server.add_operator("sam", password=PASSWORD, name="Sam Supervisor", role="supervisor")
@@ -55,7 +57,10 @@ async def test_board_follows_an_operator_and_a_visitor_live(make_server: Any, pa
     await expect(row).to_have_attribute("data-status", "away")
     await expect(row.get_by_test_id("board-operator-load")).to_have_text("0 / 3")
 
-    # A visitor writes: the queue on the board grows.
+    # A 3rd-level specialist is online (so the widget offers a chat, not the offline
+    # form) and takes no 1st-level chats. A visitor writes: the queue grows.
+    server.add_operator("lena", password=PASSWORD, name="Lena Level3", capacity=1, levels=[3])
+    ws_clients.append(await server.operator("lena"))
     visitor = await open_widget(pages, server)
     await visitor_send(visitor, "Where is my parcel?", name="Paula Parcel")
     await expect(board.get_by_test_id("board-queue-total")).to_have_text("1")
@@ -69,14 +74,14 @@ async def test_board_follows_an_operator_and_a_visitor_live(make_server: Any, pa
     await set_status(pages, console, "online")
     await expect(console.get_by_test_id("chat-tab")).to_have_count(1)
     await expect(board.get_by_test_id("board-queue-total")).to_have_text("0")
-    await expect(board.get_by_test_id("board-online")).to_have_text("1")
+    await expect(board.get_by_test_id("board-online")).to_have_text("2")
     await expect(row).to_have_attribute("data-status", "online")
     await expect(row.get_by_test_id("board-operator-load")).to_have_text("1 / 3")
     chip = row.get_by_test_id("board-chat")
     await expect(chip).to_have_count(1)
     await expect(chip).to_contain_text("Paula Parcel")
     await expect(board.get_by_test_id("board-outcomes")).to_have_attribute("data-answered", "1")
-    await expect(board.get_by_test_id("board-load")).to_have_text("1 / 8")
+    await expect(board.get_by_test_id("board-load")).to_have_text("1 / 9")
     await expect(board.get_by_test_id("board-wait")).not_to_have_text("\u2014 / \u2014")
     # Charts: load per operator has Anna's bar; the queue history has points.
     await expect(

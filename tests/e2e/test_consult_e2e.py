@@ -22,7 +22,9 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Locator, Page, expect
 
-from chatserver.mail import InboundMail, SmtpListener, parse_inbound
+from chatserver.mail.listener import SmtpListener
+from chatserver.mail.model import InboundMail
+from chatserver.mail.parse import parse_inbound
 
 from .conftest import Pages
 from .test_browser import (

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, Response, Route, expect
 
-from chatserver.tickets import TRANSITIONS, TicketState
+from chatserver.tickets.model import TRANSITIONS, TicketState
 
 from .conftest import Pages
 from .test_browser import (
@@ -249,7 +249,7 @@ async def test_attachment_escalation_and_ticket_views(server: Any, pages: Pages)
     # Ticket view: header, controls, transcript with the attachment.
     await expect(console.get_by_test_id("ticket-subject")).to_have_text(subject)
     await expect(console.get_by_test_id("ticket-requester")).to_contain_text("Paula Png")
-    await expect(console.get_by_test_id("ticket-channel")).to_have_text("chat")
+    await expect(console.get_by_test_id("ticket-channel")).to_have_text("Chat")
     await expect(console.get_by_test_id("ticket-state")).to_have_value("open")
     await expect(console.get_by_test_id("ticket-priority")).to_have_value("high")
     await expect(console.get_by_test_id("ticket-department")).to_have_value("billing")
@@ -301,7 +301,9 @@ async def test_attachment_escalation_and_ticket_views(server: Any, pages: Pages)
 
     # The widget tells the visitor, and lists the ticket under "My tickets".
     esc = w.get_by_test_id("messages").locator('[data-from="system"]').filter(has_text=ref)
-    await expect(esc.locator(".txt")).to_have_text(f"Your request is now ticket {ref}")
+    await expect(esc.locator(".txt")).to_have_text(
+        f"Your request is now ticket {ref}. We will continue by e-mail and you can follow it here."
+    )
     await esc.get_by_role("button", name="View ticket").click()
     await expect(w.get_by_test_id("ticket-head")).to_contain_text(ref)
     pane = await open_widget_ticket(visitor, ref)
@@ -546,7 +548,8 @@ async def test_internal_note_stays_internal_and_changes(server: Any, pages: Page
     await expect(ticket_events(console, "priority")).to_have_text(
         [
             re.compile(
-                rf"Priority {current} \u2192 critical \u2014 reason: customer threatens chargeback"
+                rf"Priority {current.capitalize()} \u2192 Critical"
+                r" \u2014 reason: customer threatens chargeback"
             )
         ]
     )
@@ -561,16 +564,17 @@ async def test_internal_note_stays_internal_and_changes(server: Any, pages: Page
     await console.get_by_test_id("ticket-apply").click()
     await expect(ticket_events(console, "level")).to_contain_text(["Level 1 \u2192 3"])
     await expect(ticket_events(console, "department")).to_contain_text(
-        ["Department technical \u2192 billing"]
+        ["Department Technical \u2192 Billing"]
     )
 
-    # A state change, then one the server refuses (409): its message is shown.
+    # A state change, then one the server refuses (409): the console says what to do
+    # (never the server's own message or the status).
     before = await console.get_by_test_id("ticket-state").input_value()
     state = TicketState.INFORMATION
     await console.get_by_test_id("ticket-state").select_option(state.value)
     await console.get_by_test_id("ticket-apply").click()
     await expect(ticket_events(console, "state").last).to_contain_text(
-        f"State {before.replace('_', ' ')} \u2192 information"
+        f"State {before.replace('_', ' ').capitalize()} \u2192 Information"
     )
     await expect(row.get_by_test_id("ticket-row-state")).to_have_text("Information")
     refused = next(s for s in TicketState if s is not state and s not in TRANSITIONS[state])
@@ -580,8 +584,11 @@ async def test_internal_note_stays_internal_and_changes(server: Any, pages: Page
     response = await info.value
     assert response.status == 409
     message = (await response.json())["message"]
-    await expect(console.get_by_test_id("ticket-error")).to_contain_text(message)
-    await expect(console.get_by_test_id("ticket-error")).to_contain_text("409")
+    await expect(console.get_by_test_id("ticket-error")).to_have_text(
+        "The ticket cannot change like this from its current state. Choose another state"
+        " or refresh the ticket."
+    )
+    await expect(console.get_by_test_id("ticket-error")).not_to_contain_text(message)
 
     # Unassign, then take it back.
     await console.get_by_test_id("ticket-state").select_option(state.value)
@@ -624,7 +631,7 @@ async def test_a_reload_of_the_open_ticket_keeps_unsaved_edits(server: Any, page
     )
     await console.get_by_test_id("ticket-apply").click()
     await expect(ticket_events(console, "priority")).to_have_text(
-        [re.compile(r"Priority normal \u2192 high \u2014 reason: third parcel lost this year")]
+        [re.compile(r"Priority Normal \u2192 High \u2014 reason: third parcel lost this year")]
     )
     await expect(console.get_by_test_id("ticket-priority-badge")).to_have_text("High")
     assert not pages.errors
@@ -636,7 +643,11 @@ async def test_offline_form_creates_a_ticket(server: Any, pages: Pages) -> None:
     w = widget(visitor)
     form = w.get_by_test_id("offline-form")
     await expect(form).to_be_visible()
-    await expect(form).to_contain_text("We\u2019re offline \u2014 leave us a message")
+    # Said once, in the header; no chat composer beside the form.
+    await expect(w.get_by_test_id("status")).to_have_text(
+        "We\u2019re offline \u2014 leave us a message"
+    )
+    await expect(w.get_by_test_id("message-input")).to_be_hidden()
     await w.get_by_test_id("offline-name").fill("Olga Offline")
     await w.get_by_test_id("offline-subject").fill("Opening hours at Easter")
     await w.get_by_test_id("offline-text").fill("Are you open on Easter Monday?")
@@ -658,7 +669,8 @@ async def test_offline_form_creates_a_ticket(server: Any, pages: Pages) -> None:
     ref = body["ticket"]["ref"]
     await expect(w.get_by_test_id("offline-error")).to_be_hidden()
     await expect(w.get_by_test_id("offline-done")).to_have_text(
-        f"Thanks \u2014 your ticket {ref} has been created; we\u2019ll answer by e-mail."
+        f"Thank you! Your ticket {ref} has been created. We\u2019ll answer by e-mail to the "
+        "address you gave."
     )
     pane = await open_widget_ticket(visitor, ref)
     await expect(pane).to_contain_text("Are you open on Easter Monday?")
@@ -671,5 +683,5 @@ async def test_offline_form_creates_a_ticket(server: Any, pages: Pages) -> None:
     row = console.get_by_test_id("ticket-row").filter(has_text=ref)
     await expect(row.get_by_test_id("ticket-row-subject")).to_have_text("Opening hours at Easter")
     await row.click()
-    await expect(console.get_by_test_id("ticket-channel")).to_have_text("form")
+    await expect(console.get_by_test_id("ticket-channel")).to_have_text("Web form")
     await expect(console.get_by_test_id("ticket-requester")).to_contain_text("olga@example.com")
