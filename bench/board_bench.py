@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chatserver.board import (
+from chatserver.store.sqlite import SqliteStore, connect_sync
+from chatserver.supervision.board import (
     ChatStat,
     History,
     OpenChat,
@@ -34,7 +35,6 @@ from chatserver.board import (
     diff,
     window_starts,
 )
-from chatserver.store.sqlite import SqliteStore, connect_sync
 
 
 def inputs(operators: int, chats: int, now: float, rng: random.Random) -> dict[str, Any]:

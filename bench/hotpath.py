@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chatserver.app import create_app
 from chatserver.cli import create_operator
 from chatserver.config import Settings
-from chatserver.connection import Connection
 from chatserver.protocol import OPERATOR_FRAMES, VISITOR_FRAMES, decode, validate
+from chatserver.transport.connection import Connection
+from chatserver.web.app import create_app
 
 MAX_TEXT = 4000
 WARM_UP = 2000

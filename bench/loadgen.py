@@ -18,7 +18,7 @@ traffic through both and reports, per scenario:
 Scenarios: ``relay``, ``relay-ack`` (the relay also answers each frame with an
 ack frame to its sender: the floor of any server that acks every message with
 a frame of its own), ``relay-wire`` and ``relay-ack-wire`` (the same on the chat server's own
-WebSocket layer, ``chatserver.wire``, instead of uvicorn's stock protocol),
+WebSocket layer, ``chatserver.transport.wire``, instead of uvicorn's stock protocol),
 ``chat-normal`` and ``chat-full`` (the chat server with
 ``CHATSERVER_STORE_SYNCHRONOUS`` NORMAL or FULL).
 
@@ -34,6 +34,12 @@ the servers are separate processes::
 
     .venv/bin/python bench/loadgen.py --pairs 50 --messages 200 --rate-per-pair 20
     .venv/bin/python bench/loadgen.py --pairs 50 --messages 1000 --rate-per-pair 0 --window 32
+
+``--load saturation|open-loop|connect|idle`` runs one of the four loads of issue 23
+instead (a Node load generator, the server and the generator pinned to one core each;
+see ``bench/loadgen_node.py``)::
+
+    .venv/bin/python bench/loadgen.py --load saturation --repeat 3
 """
 
 from __future__ import annotations
@@ -63,8 +69,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from chatserver import auth  # noqa: E402
 from chatserver.cli import create_operator  # noqa: E402
+from chatserver.operators import auth  # noqa: E402
 from chatserver.store.sqlite import connect_sync  # noqa: E402
 from chatserver.types import OperatorId  # noqa: E402
 
@@ -1116,6 +1122,12 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--load" or a.startswith("--load=") for a in argv):
+        # The four loads of issue 23, with a Node load generator: bench/loadgen_node.py.
+        import loadgen_node
+
+        return loadgen_node.main(argv)
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     if args.from_json:

@@ -13,12 +13,15 @@ does: one received frame and two sent ones, and no other work.
 
 It is served by uvicorn with its stock ``websockets-sansio`` protocol, the same
 max frame size and ``log_config=None``. With ``--wire`` it runs on the chat
-server's own WebSocket layer instead (``chatserver.wire``: the short path for
+server's own WebSocket layer instead (``chatserver.transport.wire``: the short path for
 plain data frames, frames forwarded through its ``send_nowait``, no
 permessage-deflate), so that the difference between the two is what the chat
 server's routing, validation, persistence and acks cost over the same framing::
 
-    python bench/relay.py --port 8100 [--ack] [--wire]
+    python bench/relay.py --port 8100 [--ack] [--wire] [--loop uvloop]
+
+The event loop is asyncio's unless ``--loop`` says otherwise (uvicorn's ``auto`` would
+pick uvloop once it is installed, and the baseline would move with it).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from chatserver.wire import SEND_NOWAIT, ChatWebSocketProtocol
+from chatserver.transport.wire import SEND_NOWAIT, ChatWebSocketProtocol
 
 # Same as chatserver.config.Settings.max_frame_bytes.
 MAX_FRAME_BYTES = 64 * 1024
@@ -51,7 +54,7 @@ class _Pair:
 _pairs: dict[str, _Pair] = {}
 # Set by --ack: answer each forwarded text frame with an ack to its sender.
 _ACK = False
-# Set by --wire: chatserver.wire's WebSocket layer, frames sent by its send_nowait.
+# Set by --wire: chatserver.transport.wire's WebSocket layer, frames sent by its send_nowait.
 _WIRE = False
 _CMID = '"client_msg_id":"'
 
@@ -100,8 +103,8 @@ async def _relay(ws: WebSocket, me: int) -> None:
                 pair.held[other].append(data)
             else:
                 await _send(peer, data)
-                if _ACK and isinstance(data, str):
-                    await _send(ws, _ack_frame(data))
+            if _ACK and isinstance(data, str):
+                await _send(ws, _ack_frame(data))
     finally:
         if pair.sides[me] is ws:
             pair.sides[me] = None
@@ -137,8 +140,11 @@ def main() -> None:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--ack", action="store_true",
                         help="answer every forwarded text frame with an ack frame to its sender")
+    parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop", "auto"),
+                        help="uvicorn's event loop (default asyncio: the stock baseline"
+                        " of docs/benchmarks.md, whatever is installed)")
     parser.add_argument("--wire", action="store_true",
-                        help="run on chatserver.wire's WebSocket layer, not uvicorn's stock one")
+                        help="run on chatserver.transport.wire's WebSocket layer, not uvicorn's")
     args = parser.parse_args()
     global _ACK, _WIRE
     _ACK = args.ack
@@ -149,6 +155,7 @@ def main() -> None:
         host=args.host,
         port=args.port,
         ws=ChatWebSocketProtocol if args.wire else "websockets-sansio",
+        loop=args.loop,
         ws_per_message_deflate=not args.wire,
         ws_max_size=MAX_FRAME_BYTES,
         log_config=None,

@@ -1,0 +1,73 @@
+"""Loaded by a server whose PYTHONPATH starts with bench/looplag (``--chat-env``): with
+``LOOPLAG_OUT=path`` set, it times every event-loop callback and every cyclic GC run, and
+at exit writes those over ``LOOPLAG_MS`` (default 1 ms) to ``path`` as JSON lines of
+(kind, name, count, total ms, max ms). With ``LOOPLAG_SWITCH_MS`` it also sets
+``sys.setswitchinterval``. A map of what stalls the loop, not a figure."""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import os
+import sys
+import time
+
+_out = os.environ.get("LOOPLAG_OUT")
+_switch = os.environ.get("LOOPLAG_SWITCH_MS")
+if _switch:
+    sys.setswitchinterval(float(_switch) / 1000)
+if _out:
+    import asyncio.events
+
+    _limit = float(os.environ.get("LOOPLAG_MS", "1")) / 1000
+    _stats: dict[tuple[str, str], list[float]] = {}
+    _events: list[tuple[float, str, str, float]] = []
+    _clock = time.perf_counter
+    _run = asyncio.events.Handle._run
+
+    def _name(cb: object) -> str:
+        owner = getattr(cb, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            coro = owner.get_coro()
+            return f"task {getattr(coro, '__qualname__', '?')}"
+        fn = getattr(cb, "__func__", cb)
+        return getattr(fn, "__qualname__", None) or type(cb).__qualname__
+
+    def _timed(self: asyncio.events.Handle) -> None:
+        t = _clock()
+        _run(self)
+        d = _clock() - t
+        if d > _limit:
+            _events.append((t, "cb", _name(self._callback), d))
+            s = _stats.setdefault(("cb", _name(self._callback)), [0, 0.0, 0.0])
+            s[0] += 1
+            s[1] += d
+            s[2] = max(s[2], d)
+
+    asyncio.events.Handle._run = _timed  # type: ignore[method-assign]
+    _gc_t = [0.0]
+
+    def _gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            _gc_t[0] = _clock()
+            return
+        d = _clock() - _gc_t[0]
+        if d > _limit / 4:
+            _events.append((_gc_t[0], "gc", f"gen{info['generation']}", d))
+        s = _stats.setdefault(("gc", f"gen{info['generation']}"), [0, 0.0, 0.0])
+        s[0] += 1
+        s[1] += d
+        s[2] = max(s[2], d)
+
+    gc.callbacks.append(_gc)
+
+    def _dump() -> None:
+        with open(_out, "a") as f:
+            end = _clock()
+            for t, kind, name, d in _events:
+                f.write(json.dumps(["at", round(t - end, 3), kind, name, round(d * 1e3, 2)]) + "\n")
+            for (kind, name), (n, tot, mx) in sorted(_stats.items(), key=lambda i: -i[1][1]):
+                f.write(json.dumps([kind, name, n, round(tot * 1e3, 2), round(mx * 1e3, 2)]) + "\n")
+
+    atexit.register(_dump)
