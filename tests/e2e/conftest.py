@@ -49,7 +49,7 @@ TIMEOUT_MS = 10_000
 
 class SlowLoad(UserWarning):
     """A page that was loaded again because it was not ready in time (shown in the
-    summary, never an error: see pyproject's filterwarnings)."""
+    summary, never an error: see open_console)."""
 
 expect.set_options(timeout=TIMEOUT_MS)
 
