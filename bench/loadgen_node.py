@@ -71,6 +71,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 GEN_BOUND = 0.9  # the generator above this share of its core: it may be the limit
 
 
+
+def mark_phase(args: argparse.Namespace, phase: str) -> None:
+    """With bench/looplag's ``LOOPLAG_OUT`` in ``--chat-env``: append the wall-clock
+    time of the measured phase's start or end there, to tell its stalls from setup's."""
+    out = dict(args.chat_env).get("LOOPLAG_OUT")
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(["phase", phase, time.time()]) + "\n")
+
 def raise_nofile() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
@@ -237,9 +246,11 @@ def run_traffic(server: lg.ServerProcess, name: str, load: str, args: argparse.N
         tools = start_py_spy(server, name, load, args)
         pg0 = pg_bench.pg_cpu_ticks() if getattr(server, "pg_schema", None) else 0
         cpu0, mach0, t0 = server_cpu_ns(server.pid), lg.machine_cpu(), time.perf_counter()
+        mark_phase(args, "go")
         gen.go()
         gen.read("DONE")
         cpu1, mach1, t1 = server_cpu_ns(server.pid), lg.machine_cpu(), time.perf_counter()
+        mark_phase(args, "done")
         pg1 = pg_bench.pg_cpu_ticks() if getattr(server, "pg_schema", None) else 0
         lg.stop_tools(tools)
         result = gen.read("RESULT")

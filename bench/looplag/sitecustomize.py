@@ -1,7 +1,11 @@
 """Loaded by a server whose PYTHONPATH starts with bench/looplag (``--chat-env``): with
 ``LOOPLAG_OUT=path`` set, it times every event-loop callback and every cyclic GC run, and
 at exit writes those over ``LOOPLAG_MS`` (default 1 ms) to ``path`` as JSON lines of
-(kind, name, count, total ms, max ms). With ``LOOPLAG_SWITCH_MS`` it also sets
+(kind, name, count, total ms, max ms), and each such event as ("at", seconds before exit,
+kind, name, ms, wall-clock time); ``bench/loadgen.py --load ...`` adds the measured phase's
+start and end (("phase", "go"|"done", wall-clock time)). With ``LOOPLAG_CENSUS_S`` it
+also counts the objects the collector tracks, by type and generation, every that many
+seconds. With ``LOOPLAG_SWITCH_MS`` it also sets
 ``sys.setswitchinterval``. A map of what stalls the loop, not a figure."""
 
 from __future__ import annotations
@@ -64,10 +68,40 @@ if _out:
 
     def _dump() -> None:
         with open(_out, "a") as f:
-            end = _clock()
+            end, wall = _clock(), time.time()
             for t, kind, name, d in _events:
-                f.write(json.dumps(["at", round(t - end, 3), kind, name, round(d * 1e3, 2)]) + "\n")
+                f.write(
+                    json.dumps(
+                        ["at", round(t - end, 3), kind, name, round(d * 1e3, 2), wall + t - end]
+                    )
+                    + "\n"
+                )
             for (kind, name), (n, tot, mx) in sorted(_stats.items(), key=lambda i: -i[1][1]):
                 f.write(json.dumps([kind, name, n, round(tot * 1e3, 2), round(mx * 1e3, 2)]) + "\n")
 
     atexit.register(_dump)
+
+    _census = os.environ.get("LOOPLAG_CENSUS_S")
+    if _census:
+        # What the collector tracks, by type and generation, once, this many seconds
+        # after start (from a thread: the GIL makes the snapshot consistent).
+        import collections
+        import threading
+
+        def _take_census() -> None:
+            while True:
+                time.sleep(float(_census))
+                with open(_out, "a") as f:
+                    for generation in (0, 1, 2):
+                        counts = collections.Counter(
+                            type(o).__qualname__ for o in gc.get_objects(generation)
+                        )
+                        total = sum(counts.values())
+                        f.write(
+                            json.dumps(
+                                ["census", generation, total, counts.most_common(12), time.time()]
+                            )
+                            + "\n"
+                        )
+
+        threading.Thread(target=_take_census, daemon=True).start()
