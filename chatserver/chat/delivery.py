@@ -30,7 +30,7 @@ from chatserver.errors import (
 )
 from chatserver.i18n.notices import Notice
 from chatserver.protocol import Outgoing, ack
-from chatserver.store.base import MessageRecord
+from chatserver.store.base import MessageRecord, client_key
 from chatserver.store.sqlite import APPEND_ERRORS, DuplicateMessage
 from chatserver.transport.connection import Connection
 from chatserver.types import (
@@ -67,7 +67,7 @@ class Delivery(HubState):
         record = MessageRecord(
             live.session_id, 0, now_ms(), who, sender_id, author, text, client_msg_id, event, extra
         )
-        key = (who, client_msg_id) if client_msg_id is not None else None
+        key = client_key(who, client_msg_id) if client_msg_id is not None else None
 
         def committed(fut: asyncio.Future[int]) -> None:
             if key is not None:
@@ -114,18 +114,19 @@ class Delivery(HubState):
         record = MessageRecord(
             live.session_id, 0, now_ms(), who, sender_id, author, text, client_msg_id, None, extra
         )
+        key = client_key(who, client_msg_id)
         try:
             store.append_message(record)
         except APPEND_ERRORS as exc:
-            self.not_stored(live, record, (who, client_msg_id), origin, exc)
+            self.not_stored(live, record, key, origin, exc)
         else:
-            self.stored(live, record, (who, client_msg_id), origin)
+            self.stored(live, record, key, origin)
 
     def stored(
         self,
         live: LiveSession,
         record: MessageRecord,
-        key: tuple[str, str] | None,
+        key: str | None,
         origin: Connection | None,
     ) -> None:
         """``record`` is durable: ack ``origin``, tell other nodes, deliver."""
@@ -147,7 +148,7 @@ class Delivery(HubState):
         self,
         live: LiveSession,
         record: MessageRecord,
-        key: tuple[str, str] | None,
+        key: str | None,
         origin: Connection | None,
         exc: BaseException,
     ) -> None:
@@ -313,7 +314,7 @@ class Delivery(HubState):
         self, live: LiveSession, conn: Connection, sender: Sender, client_msg_id: str
     ) -> bool:
         """Answer a resend of a known ``client_msg_id``; ``False`` if it is new."""
-        key: tuple[str, str] = (sender._value_, client_msg_id)
+        key = client_key(sender._value_, client_msg_id)
         seq = live.client_ids.get(key)
         if seq is not None:
             conn.send(self.duplicate_ack(client_msg_id, seq, duplicate=True))

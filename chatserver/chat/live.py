@@ -58,10 +58,10 @@ class LiveSession:
     visitor: Visitor
     enqueued_at: float | None = None
     conns: set[Connection] = dataclasses.field(default_factory=set)
-    # (sender, client_msg_id) -> seq of committed messages, and futures of
-    # those still being committed: resends are answered from here.
-    client_ids: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-    inflight: dict[tuple[str, str], asyncio.Future[int]] = dataclasses.field(default_factory=dict)
+    # client_key(sender, client_msg_id) -> seq of committed messages, and futures
+    # of those still being committed: resends are answered from here.
+    client_ids: dict[str, int] = dataclasses.field(default_factory=dict)
+    inflight: dict[str, asyncio.Future[int]] = dataclasses.field(default_factory=dict)
     # Committed messages that arrived ahead of a gap, by seq, with their origin.
     held: dict[int, tuple[MessageRecord, Connection | None]] = dataclasses.field(
         default_factory=dict

@@ -43,7 +43,7 @@ from chatserver.presence.base import Presence
 from chatserver.protocol import Outgoing, ack
 from chatserver.service_levels.calendar import load_sla_config
 from chatserver.service_levels.clocks import ServiceLevels
-from chatserver.store.base import SessionRecord, Store
+from chatserver.store.base import SessionRecord, Store, client_key
 from chatserver.transport.connection import Connection
 from chatserver.types import (
     NodeId,
@@ -167,7 +167,10 @@ class HubState:
         existing = self.sessions.get(record.session_id)
         if existing is not None:
             return existing
-        client_ids = await self.store.client_msg_ids(record.session_id)
+        client_ids = {
+            client_key(sender, cmid): seq
+            for (sender, cmid), seq in (await self.store.client_msg_ids(record.session_id)).items()
+        }
         existing = self.sessions.get(record.session_id)  # loaded meanwhile?
         if existing is not None:
             return existing

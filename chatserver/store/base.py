@@ -237,6 +237,17 @@ class Transition:
     operator_id: OperatorId | None
 
 
+def client_key(sender: str, client_msg_id: str) -> str:
+    """The key of a sender's ``client_msg_id`` in the maps of a session's known ids.
+
+    A str, not a ``(sender, client_msg_id)`` tuple: such a map gains an entry per
+    message and keeps it, and a tuple is an object the cyclic GC must examine (a
+    young-generation pause grows with them), a str is not. A sender never contains
+    the separator, so the key is unambiguous.
+    """
+    return f"{sender}\x00{client_msg_id}"
+
+
 class DuplicateMessage(Exception):
     """The message's ``client_msg_id`` is already stored (by any process) as ``seq``."""
 
