@@ -346,7 +346,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 load_avg = os.getloadavg()
                 try:
                     if load in ("saturation", "open-loop"):
-                        result = run_traffic(server, name, load, args)
+                        pin = args.pg_cpu if name == "chat-pg" else None
+                        with pg_bench.postgres_on_cpu(pin) as pinned:
+                            result = run_traffic(server, name, load, args)
+                        if pinned:
+                            result["pg_cpu"] = pin
                     else:
                         result = run_connect(server, name, load, args)
                 finally:
@@ -372,7 +376,8 @@ def brief(load: str, r: dict[str, Any]) -> str:
                 f" msg/s, {r['server_cpu_us_per_msg']} µs/msg, p99 {r['latency_ms']['p99']} ms,"
                 f" generator {r['generator_cores']} cores, others {r['other_cores']}"
                 + (f", PostgreSQL {r['pg_cpu_us_per_msg']} µs/msg" if "pg_cpu_us_per_msg" in r
-                   else ""))
+                   else "")
+                + (f" (on core {r['pg_cpu']})" if "pg_cpu" in r else ""))
     c = r["connect"]
     text = (f"{c['per_s']} connects/s ({c['server_cpu_us_per_connect']} µs CPU each,"
             f" {c['per_s_per_core']}/s per core), {r['kib_per_idle_connection']} KiB idle each,"
@@ -484,6 +489,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, help="connect/idle: connects in flight")
     p.add_argument("--server-cpu", type=int, default=0, help="the server's core (taskset)")
     p.add_argument("--gen-cpu", type=int, default=1, help="the generator's core")
+    p.add_argument("--pg-cpu", type=int, default=None,
+                   help="chat-pg: run PostgreSQL's processes on this core for the round (as"
+                        " on a host of its own; needs root or the postgres user); default:"
+                        " wherever the scheduler puts them")
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                    help="wait up to S s for other processes to use under --quiet-cores")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -31,6 +32,7 @@ import signal
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,48 @@ def pg_cpu_ticks() -> int:
             fields = stat[stat.rindex(")") + 2 :].split()
             total += int(fields[11]) + int(fields[12])
     return total
+
+
+def postgres_pids() -> list[int]:
+    """Every ``postgres`` process on this machine (the postmaster and its children)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
+            pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def postgres_on_cpu(cpu: int | None) -> Iterator[bool]:
+    """With ``cpu``, run every PostgreSQL process on that core for the block (the
+    backends a node connects meanwhile inherit it from the postmaster), then give
+    each its affinity back; yields whether that could be done (root, or the
+    postgres user). ``None``: nothing changes."""
+    if cpu is None:
+        yield False
+        return
+    everywhere = set(range(os.cpu_count() or 1))
+    saved: dict[int, set[int]] = {}
+    try:
+        for pid in postgres_pids():
+            with contextlib.suppress(ProcessLookupError):
+                before = os.sched_getaffinity(pid)
+                os.sched_setaffinity(pid, {cpu})
+                saved[pid] = before
+    except PermissionError:
+        print("  cannot pin PostgreSQL (not its owner): --pg-cpu ignored", file=sys.stderr)
+    try:
+        yield bool(saved)
+    finally:
+        for pid in postgres_pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.sched_setaffinity(pid, saved.get(pid, everywhere))
 
 
 def add_pg_operators(db: Database, count: int, capacity: int) -> list[str]:

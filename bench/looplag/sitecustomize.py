@@ -1,12 +1,14 @@
 """Loaded by a server whose PYTHONPATH starts with bench/looplag (``--chat-env``): with
 ``LOOPLAG_OUT=path`` set, it times every event-loop callback and every cyclic GC run, and
-at exit writes those over ``LOOPLAG_MS`` (default 1 ms) to ``path`` as JSON lines of
-(kind, name, count, total ms, max ms), and each such event as ("at", seconds before exit,
-kind, name, ms, wall-clock time); ``bench/loadgen.py --load ...`` adds the measured phase's
-start and end (("phase", "go"|"done", wall-clock time)). With ``LOOPLAG_CENSUS_S`` it
-also counts the objects the collector tracks, by type and generation, every that many
-seconds. With ``LOOPLAG_SWITCH_MS`` it also sets
-``sys.setswitchinterval``. A map of what stalls the loop, not a figure."""
+at exit writes to ``path``, as JSON lines: each callback or collection over
+``LOOPLAG_MS`` (default 1 ms; a collection over a quarter of it) as ("at", seconds
+before exit, kind, name, ms, wall-clock time, ms of the thread's CPU time: less than
+the ms when the thread waited for a core; -1 for a collection), then per kind and name
+(kind, name, count, total ms, max ms). ``bench/loadgen.py --load ...`` adds the
+measured phase's start and end as ("phase", "go"|"done", wall-clock time). With
+``LOOPLAG_CENSUS_S`` it also counts what the collector tracks, by type and generation,
+every that many seconds; with ``LOOPLAG_SWITCH_MS`` it sets ``sys.setswitchinterval``.
+A map of what stalls the loop, not a figure."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ if _out:
 
     _limit = float(os.environ.get("LOOPLAG_MS", "1")) / 1000
     _stats: dict[tuple[str, str], list[float]] = {}
-    _events: list[tuple[float, str, str, float]] = []
+    _events: list[tuple[float, str, str, float, float]] = []
+    _cpu = time.thread_time
     _clock = time.perf_counter
     _run = asyncio.events.Handle._run
 
@@ -39,11 +42,11 @@ if _out:
         return getattr(fn, "__qualname__", None) or type(cb).__qualname__
 
     def _timed(self: asyncio.events.Handle) -> None:
-        t = _clock()
+        t, c = _clock(), _cpu()
         _run(self)
         d = _clock() - t
         if d > _limit:
-            _events.append((t, "cb", _name(self._callback), d))
+            _events.append((t, "cb", _name(self._callback), d, _cpu() - c))
             s = _stats.setdefault(("cb", _name(self._callback)), [0, 0.0, 0.0])
             s[0] += 1
             s[1] += d
@@ -58,7 +61,7 @@ if _out:
             return
         d = _clock() - _gc_t[0]
         if d > _limit / 4:
-            _events.append((_gc_t[0], "gc", f"gen{info['generation']}", d))
+            _events.append((_gc_t[0], "gc", f"gen{info['generation']}", d, -1.0))
         s = _stats.setdefault(("gc", f"gen{info['generation']}"), [0, 0.0, 0.0])
         s[0] += 1
         s[1] += d
@@ -69,10 +72,18 @@ if _out:
     def _dump() -> None:
         with open(_out, "a") as f:
             end, wall = _clock(), time.time()
-            for t, kind, name, d in _events:
+            for t, kind, name, d, cpu in _events:
                 f.write(
                     json.dumps(
-                        ["at", round(t - end, 3), kind, name, round(d * 1e3, 2), wall + t - end]
+                        [
+                            "at",
+                            round(t - end, 3),
+                            kind,
+                            name,
+                            round(d * 1e3, 2),
+                            wall + t - end,
+                            round(cpu * 1e3, 2),
+                        ]
                     )
                     + "\n"
                 )
