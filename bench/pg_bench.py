@@ -47,26 +47,9 @@ PG_URL = os.environ.get("CHATSERVER_BENCH_PG_URL", "postgresql://postgres@127.0.
 SCENARIOS = ["chat-normal", "chat-pg"]
 
 
-def pg_cpu_ticks() -> int:
-    """utime + stime clock ticks of every ``postgres`` process on this machine."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name.startswith("postgres"):
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
-    return total
-
-
-def postgres_pids() -> list[int]:
-    """Every ``postgres`` process on this machine (the postmaster and its children)."""
-    pids = []
+def _postgres_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the name) of every ``postgres``
+    process on this machine (the postmaster and its children)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -75,8 +58,17 @@ def postgres_pids() -> list[int]:
         except OSError:
             continue
         if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
-            pids.append(int(entry.name))
-    return pids
+            yield int(entry.name), stat[stat.rindex(")") + 2 :].split()
+
+
+def pg_cpu_ticks() -> int:
+    """utime + stime clock ticks of every ``postgres`` process on this machine."""
+    return sum(int(fields[11]) + int(fields[12]) for _, fields in _postgres_stats())
+
+
+def postgres_pids() -> list[int]:
+    """Every ``postgres`` process on this machine."""
+    return [pid for pid, _ in _postgres_stats()]
 
 
 @contextlib.contextmanager
